@@ -1,0 +1,260 @@
+"""The ``waterflow`` command.
+
+Services:   waterflow up | api | compiler | scheduler | agent
+Runs:       waterflow run FILE [--embedded] | status ID | logs ID | list
+Authoring:  waterflow validate FILE...
+
+Exit codes: 0 success, 1 the run failed, 2 a user mistake (bad file, bad arguments),
+3 Waterflow could not be reached or failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from waterflow_common.diagnostics import Diagnostic, format_text, has_errors
+from waterflow_common.errors import UserError
+
+from .client import ApiError, Client
+from .follow import follow_run
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.api_url, args.api_key)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+
+
+# --- services ----------------------------------------------------------------------------------
+def cmd_service(args: argparse.Namespace) -> int:
+    from waterflow_common.runner import run_service
+    from waterflow_common import settings as s
+
+    overrides: dict[str, Any] = {"nats_url": args.nats_url, "log_level": args.log_level}
+    if args.command == "api":
+        from waterflow_api.service import serve as api_serve
+
+        overrides.update(api_host=args.host, api_port=args.port)
+        run_service("api", s.ApiSettings, api_serve, overrides)
+    elif args.command == "compiler":
+        from waterflow_compiler.service import serve as compiler_serve
+
+        run_service("compiler", s.CompilerSettings, compiler_serve, overrides)
+    elif args.command == "scheduler":
+        from waterflow_scheduler.service import serve as scheduler_serve
+
+        run_service("scheduler", s.SchedulerSettings, scheduler_serve, overrides)
+    else:
+        from waterflow_agent.service import serve as agent_serve
+
+        overrides.update(agent_name=args.name, groups=args.group or None, work_dir=args.work_dir,
+                         max_concurrent_steps=args.max_concurrent)
+        run_service("agent", s.AgentSettings, agent_serve, overrides)
+    return EXIT_OK
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .embedded import Stack
+
+    stack = Stack(
+        data_dir=Path(args.data_dir), nats_port=args.nats_port, api_port=args.api_port,
+        agent_groups=tuple(args.group or ["local"]), log_to_files=not args.foreground_logs,
+    )
+    console.print(f"Starting Waterflow in [bold]{stack.data_dir}[/] …")
+    try:
+        stack.start()
+        console.print(f"[green]Ready.[/] API: [bold]{stack.api_url}[/]  NATS: {stack.nats_url}  "
+                      f"agent groups: {', '.join(stack.agent_groups)}")
+        console.print(f"Try: waterflow run --api-url {stack.api_url} examples/hello.yml    (Ctrl-C stops everything)")
+        while all(p.poll() is None for p in stack.processes.values()):
+            try:
+                next(iter(stack.processes.values())).wait(timeout=1)
+            except Exception:
+                pass
+        dead = [n for n, p in stack.processes.items() if p.poll() is not None]
+        err.print(f"[red]{', '.join(dead)} stopped unexpectedly[/]; stopping everything")
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        console.print("Stopping …")
+        return EXIT_OK
+    finally:
+        stack.stop()
+
+
+# --- runs --------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    source = _read(args.file)
+    if not args.embedded:
+        return _submit_and_follow(_client(args), source, args)
+    from .embedded import Stack
+
+    with tempfile.TemporaryDirectory(prefix="waterflow-") as data_dir:
+        stack = Stack(data_dir=Path(data_dir), agent_groups=tuple(args.group or ["local"]))
+        console.print("[dim]Starting an embedded Waterflow (nats-server, api, compiler, scheduler, agent) …[/]")
+        stack.start()
+        try:
+            return _submit_and_follow(Client(stack.api_url), source, args)
+        finally:
+            stack.stop()
+
+
+def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) -> int:
+    try:
+        run = client.submit(source, filename=args.file)
+    except ApiError as error:
+        if error.status == 400 and "errors" in error.problem:
+            diagnostics = [Diagnostic(**d) for d in error.problem["errors"]]
+            err.print(format_text(diagnostics, source), markup=False)
+            return EXIT_USAGE
+        raise
+    console.print(f"Run [bold]{run['id']}[/] submitted")
+    if args.no_follow:
+        console.print(run["id"])
+        return EXIT_OK
+    state = follow_run(client, run["id"], console)
+    return EXIT_OK if state["status"] == "succeeded" else EXIT_RUN_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = _client(args)
+    state = client.get(args.run_id)
+    if args.json:
+        import json
+
+        console.print_json(json.dumps(state))
+        return EXIT_OK
+    from .follow import render_summary
+
+    render_summary(state, console)
+    if args.events:
+        table = Table("seq", "at", "event", "detail")
+        for event in client.events(args.run_id):
+            detail = " ".join(f"{k}={event[k]}" for k in ("job_id", "step_index", "attempt", "agent", "status", "exit_code") if event.get(k) is not None)
+            table.add_row(str(event["seq"]), str(event["at"]), event["type"], detail)
+        console.print(table)
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    for line in _client(args).logs(args.run_id):
+        if args.job and line["job"] != args.job:
+            continue
+        console.print(f"[dim]{line['job']}/{line['step']}[/] {line['text']}", markup=True, soft_wrap=True)
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    table = Table("id", "workflow", "status", "created")
+    for run in _client(args).list(args.limit):
+        table.add_row(run["id"], run["workflow"], run["status"], str(run.get("created_at", "")))
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from waterflow_compiler import compile_workflow
+
+    failed = False
+    for path in args.files:
+        source = _read(path)
+        _, diagnostics = compile_workflow(source, path)
+        if diagnostics:
+            err.print(format_text(diagnostics, source), markup=False)
+        if has_errors(diagnostics):
+            failed = True
+        else:
+            console.print(f"{path}: [green]ok[/]")
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+# --- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="waterflow", description="Declarative, durable workflows for ops teams.")
+    parser.add_argument("--api-url", default=os.environ.get("WATERFLOW_API_URL", "http://127.0.0.1:8080"),
+                        help="Waterflow API (env WATERFLOW_API_URL)")
+    parser.add_argument("--api-key", default=os.environ.get("WATERFLOW_API_KEY"), help="API key (env WATERFLOW_API_KEY)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start NATS and every service locally, in the foreground")
+    up.add_argument("--data-dir", default=os.environ.get("WATERFLOW_DATA_DIR", "~/.waterflow"))
+    up.add_argument("--nats-port", type=int, default=4222)
+    up.add_argument("--api-port", type=int, default=8080)
+    up.add_argument("--group", action="append", help="server group of the local agent (default: local)")
+    up.add_argument("--foreground-logs", action="store_true", help="print service logs here instead of DATA_DIR/logs")
+    up.set_defaults(handler=cmd_up)
+
+    for name in ("api", "compiler", "scheduler", "agent"):
+        p = sub.add_parser(name, help=f"run the {name} service")
+        p.add_argument("--nats-url", help="NATS server(s), comma-separated (env WATERFLOW_NATS_URL)")
+        p.add_argument("--log-level", help="debug, info, warning, error")
+        if name == "api":
+            p.add_argument("--host")
+            p.add_argument("--port", type=int)
+        if name == "agent":
+            p.add_argument("--name", help="agent name (default: host name)")
+            p.add_argument("--group", action="append", help="server group; repeat for several")
+            p.add_argument("--work-dir")
+            p.add_argument("--max-concurrent", type=int, help="steps run at once")
+        p.set_defaults(handler=cmd_service)
+
+    run = sub.add_parser("run", help="submit a workflow and follow it")
+    run.add_argument("file")
+    run.add_argument("--embedded", action="store_true", help="start a throw-away local Waterflow for this run")
+    run.add_argument("--group", action="append", help="with --embedded: groups of the local agent (default: local)")
+    run.add_argument("--no-follow", action="store_true", help="print the run id and return")
+    run.set_defaults(handler=cmd_run)
+
+    status = sub.add_parser("status", help="show a run")
+    status.add_argument("run_id")
+    status.add_argument("--events", action="store_true", help="also show the event history")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    logs = sub.add_parser("logs", help="print a run's logs")
+    logs.add_argument("run_id")
+    logs.add_argument("--job")
+    logs.set_defaults(handler=cmd_logs)
+
+    lst = sub.add_parser("list", help="list recent runs")
+    lst.add_argument("--limit", type=int, default=20)
+    lst.set_defaults(handler=cmd_list)
+
+    validate = sub.add_parser("validate", help="check workflow files without running them")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(handler=cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except UserError as error:
+        err.print(f"[red]error:[/] {error}", markup=True)
+        return EXIT_USAGE
+    except ApiError as error:
+        err.print(f"[red]error:[/] {error}")
+        return EXIT_USAGE if 400 <= error.status < 500 else EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

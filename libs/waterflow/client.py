@@ -1,0 +1,104 @@
+"""The Python SDK: a small synchronous client for the Waterflow REST API.
+
+    >>> from waterflow import Client
+    >>> client = Client("http://127.0.0.1:8080")
+    >>> run = client.submit(open("examples/hello.yml").read())
+    >>> client.wait(run["id"])["status"]
+    'succeeded'
+
+It uses only the standard library so that it installs anywhere a script runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+from waterflow_common.errors import WaterflowError
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class ApiError(WaterflowError):
+    """The API answered with an error (``status``) or could not be reached (``status`` 0)."""
+
+    def __init__(self, status: int, message: str, problem: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = problem or {}
+
+
+class Client:
+    def __init__(self, url: str = "http://127.0.0.1:8080", api_key: str | None = None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None, timeout: float | None = None) -> Any:
+        request = urllib.request.Request(self.url + path, data=body, method=method)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        if self.api_key:
+            request.add_header("Authorization", f"Bearer {self.api_key}")
+        try:
+            response = urllib.request.urlopen(request, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                problem = json.loads(raw)
+            except ValueError:
+                problem = {"detail": raw.decode(errors="replace")}
+            message = problem.get("detail") or problem.get("title") or f"HTTP {error.code}"
+            raise ApiError(error.code, message, problem) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ApiError(0, f"cannot reach the Waterflow API at {self.url}: {reason}") from None
+        return response
+
+    def _json(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
+        with self._request(method, path, body, content_type) as response:
+            return json.loads(response.read())
+
+    def submit(self, workflow: str, filename: str = "workflow.yml") -> dict[str, Any]:
+        """Submit a workflow's YAML text; returns ``{"id": ..., "status": "queued", ...}``."""
+        body = json.dumps({"workflow": workflow, "filename": filename}).encode()
+        return self._json("POST", "/v1/workflows", body, "application/json")
+
+    def validate(self, workflow: str, filename: str = "workflow.yml") -> dict[str, Any]:
+        body = json.dumps({"workflow": workflow, "filename": filename}).encode()
+        return self._json("POST", "/v1/validate", body, "application/json")
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/workflows/{run_id}")
+
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self._json("GET", f"/v1/workflows?limit={limit}")["runs"]
+
+    def logs(self, run_id: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/v1/workflows/{run_id}/logs")["lines"]
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/v1/workflows/{run_id}/events")["events"]
+
+    def watch(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """Yield the run's events and log lines (``kind`` = event/log) until it finishes."""
+        with self._request("GET", f"/v1/workflows/{run_id}/watch", timeout=3600) as response:
+            for line in response:
+                item = json.loads(line)
+                if item.get("kind") != "keepalive":
+                    yield item
+
+    def wait(self, run_id: str, timeout: float = 3600, poll: float = 0.2) -> dict[str, Any]:
+        """Block until the run finishes; returns its final state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.get(run_id)
+            if state["status"] in TERMINAL:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {state['status']} after {timeout:g}s")
+            time.sleep(poll)

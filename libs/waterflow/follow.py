@@ -1,0 +1,62 @@
+"""Showing a run in the terminal: live, step by step, then a summary table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .client import Client
+
+_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "skipped": "dim", "running": "cyan"}
+
+
+def follow_run(client: Client, run_id: str, console: Console) -> dict[str, Any]:
+    """Print events and log lines as they happen; return the final state."""
+    names: dict[tuple[str, int], str] = {}
+    state = client.get(run_id)
+    for job_id, job in state["jobs"].items():
+        for step in job["steps"]:
+            names[(job_id, step["index"])] = step["name"]
+    for item in client.watch(run_id):
+        if item["kind"] == "log":
+            style = "red" if item["stream"] == "stderr" else ("yellow" if item["stream"] == "system" else "")
+            line = Text(f"  {item['job']} │ ", style="dim")
+            line.append(item["text"], style=style)
+            console.print(line, soft_wrap=True)
+            continue
+        kind = item["type"]
+        if kind == "job.started":
+            console.print(f"[bold]▶ job {item['job_id']}[/]")
+        elif kind == "step.started":
+            name = names.get((item["job_id"], item["step_index"]), "?")
+            attempt = f" (attempt {item['attempt']})" if item["attempt"] > 1 else ""
+            console.print(f"  [cyan]●[/] {item['job_id']} › {name}{attempt} [dim]on {item['agent']}[/]")
+        elif kind in ("step.succeeded", "step.failed"):
+            name = names.get((item["job_id"], item["step_index"]), "?")
+            mark = "[green]✓[/]" if kind == "step.succeeded" else "[red]✗[/]"
+            why = f" [red]{item.get('error')}[/]" if item.get("error") else ""
+            console.print(f"  {mark} {item['job_id']} › {name}{why}")
+        elif kind == "job.completed":
+            style = _STYLE.get(item["result"], "")
+            console.print(f"[{style}]■ job {item['job_id']} {item['result']}[/]")
+    state = client.get(run_id)
+    render_summary(state, console)
+    return state
+
+
+def render_summary(state: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"{state['workflow']} · {state['id']}", title_justify="left")
+    for column in ("job", "step", "status", "exit", "agent", "error"):
+        table.add_column(column)
+    for job_id, job in state["jobs"].items():
+        for step in job["steps"]:
+            status = step["status"]
+            table.add_row(job_id, step["name"], Text(status, style=_STYLE.get(status, "")),
+                          "" if step.get("exit_code") is None else str(step["exit_code"]),
+                          step.get("agent") or "", step.get("error") or "")
+    console.print(table)
+    style = _STYLE.get(state["status"], "")
+    console.print(Text(f"Run {state['status']}", style=f"bold {style}"))

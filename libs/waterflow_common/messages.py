@@ -1,0 +1,171 @@
+"""Every message that crosses NATS, as frozen msgspec Structs, decoded once at the boundary.
+
+Events form one tagged union (:data:`Event`): the tag is the event type and also the last two
+tokens of its subject (``wf.events.<run>.step.succeeded``), so a user subscribing for
+notifications filters by subject and a service decodes by tag, and both say the same thing.
+Every event names its own deduplication id (:meth:`EventBase.msg_id`) so a replayed publish is
+dropped by JetStream instead of becoming a second event.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+from .plan import StepPlan
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- compile (request/reply) -----------------------------------------------------------------
+class CompileRequest(msgspec.Struct, frozen=True, kw_only=True):
+    source: str
+    filename: str = "workflow.yml"
+
+
+class CompileReply(msgspec.Struct, frozen=True, kw_only=True):
+    plan: bytes | None = None
+    """The encoded Plan (JSON) when there is no error."""
+    diagnostics: list[object] = []
+    """Diagnostics as builtins; see waterflow_common.diagnostics.Diagnostic."""
+
+
+# --- tasks (scheduler -> agent) --------------------------------------------------------------
+class StepTask(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt of one step, for one agent of ``group`` to run."""
+
+    run_id: str
+    job_id: str
+    step: StepPlan
+    attempt: int
+    group: str
+    env: dict[str, str] = {}
+    """Workflow, job and step env already merged (step wins)."""
+    timeout_seconds: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.run_id}:{self.job_id}:{self.step.index}:{self.attempt}"
+
+
+# --- logs (agent -> anyone) ------------------------------------------------------------------
+class LogLine(msgspec.Struct, frozen=True, array_like=True):
+    at: float
+    """Unix time in seconds."""
+    stream: Literal["stdout", "stderr", "system"]
+    text: str
+
+
+class LogBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Consecutive output lines of one step attempt; batched to keep message rates sane."""
+
+    run_id: str
+    job_id: str
+    step_index: int
+    attempt: int
+    seq: int
+    """Per attempt, from 0: lets a reader order batches and notice a gap."""
+    lines: list[LogLine]
+
+
+# --- events ----------------------------------------------------------------------------------
+class EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    run_id: str
+    at: datetime = msgspec.field(default_factory=utcnow)
+
+    @property
+    def type(self) -> str:
+        return str(self.__struct_config__.tag)
+
+    def msg_id(self) -> str:
+        """Deduplication id: the same fact published twice has the same id."""
+        return f"{self.run_id}:{self.type}"
+
+
+class RunCreated(EventBase, frozen=True, kw_only=True, tag="run.created"):
+    """Appended by the API after the plan and the initial state are stored."""
+
+    workflow: str
+
+
+class JobStarted(EventBase, frozen=True, kw_only=True, tag="job.started"):
+    job_id: str
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.job_id}:{self.type}"
+
+
+class JobCompleted(EventBase, frozen=True, kw_only=True, tag="job.completed"):
+    job_id: str
+    result: str
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.job_id}:{self.type}"
+
+
+class _StepAttemptEvent(EventBase, frozen=True, kw_only=True):
+    job_id: str
+    step_index: int
+    attempt: int
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.attempt}:{self.type}"
+
+
+class StepDispatched(_StepAttemptEvent, frozen=True, kw_only=True, tag="step.dispatched"):
+    group: str
+
+
+class StepStarted(_StepAttemptEvent, frozen=True, kw_only=True, tag="step.started"):
+    agent: str
+
+
+class _StepResult(_StepAttemptEvent, frozen=True, kw_only=True):
+    agent: str
+    exit_code: int | None = None
+    outputs: dict[str, str] = {}
+    error: str | None = None
+    started_at: datetime | None = None
+
+
+class StepSucceeded(_StepResult, frozen=True, kw_only=True, tag="step.succeeded"):
+    pass
+
+
+class StepFailed(_StepResult, frozen=True, kw_only=True, tag="step.failed"):
+    pass
+
+
+class RunCompleted(EventBase, frozen=True, kw_only=True, tag="run.completed"):
+    status: str
+
+
+Event = (
+    RunCreated
+    | JobStarted
+    | JobCompleted
+    | StepDispatched
+    | StepStarted
+    | StepSucceeded
+    | StepFailed
+    | RunCompleted
+)
+
+SCHEDULER_INPUTS = ("run.created", "step.started", "step.succeeded", "step.failed")
+"""Event types the scheduler reacts to; the others it writes itself, as history."""
+
+_encoder = msgspec.json.Encoder()
+_event_decoder = msgspec.json.Decoder(Event)
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_event(data: bytes) -> Event:
+    """Decode an event; raises msgspec.ValidationError/DecodeError on a malformed message."""
+    return _event_decoder.decode(data)

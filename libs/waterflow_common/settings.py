@@ -1,0 +1,95 @@
+"""Settings: one Struct per service, built once from defaults <- environment <- flags.
+
+Nothing below the entry points reads ``os.environ``; tests build these objects directly.
+Environment variables are ``WATERFLOW_<FIELD>`` in upper case (``WATERFLOW_NATS_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+SECRET_FIELDS = frozenset({"nats_password", "nats_token", "api_key"})
+
+
+class NatsSettings(msgspec.Struct, kw_only=True):
+    nats_url: str = "nats://127.0.0.1:4222"
+    """One URL or several separated by commas (a cluster)."""
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_token: str | None = None
+    nats_creds: str | None = None
+    """Path to a .creds file (JWT + nkey seed)."""
+    log_level: str = "info"
+    log_format: str = "console"
+    """``console`` for people, ``json`` for log shippers."""
+
+
+class ApiSettings(NatsSettings, kw_only=True):
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_key: str | None = None
+    """When set, every request must carry ``Authorization: Bearer <key>``."""
+    compile_timeout: float = 10.0
+
+
+class CompilerSettings(NatsSettings, kw_only=True):
+    pass
+
+
+class SchedulerSettings(NatsSettings, kw_only=True):
+    batch_size: int = 64
+    sweep_interval: float = 30.0
+    """Seconds between scans for runs whose pending messages nobody published."""
+
+
+class AgentSettings(NatsSettings, kw_only=True):
+    agent_name: str = msgspec.field(default_factory=socket.gethostname)
+    groups: list[str] = msgspec.field(default_factory=lambda: ["default"])
+    work_dir: str = msgspec.field(
+        default_factory=lambda: os.path.join(os.path.expanduser("~"), ".waterflow", "work")
+    )
+    max_concurrent_steps: int = 4
+    ack_wait: float = 30.0
+    """Seconds a task may go without an in-progress signal before it is redelivered."""
+
+
+def load(cls: type[T], overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> T:
+    """Build settings: defaults, then ``WATERFLOW_*`` variables, then non-None ``overrides``."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(cls):
+        raw = environ.get(f"WATERFLOW_{field.name.upper()}")
+        if raw is not None and raw != "":
+            values[field.name] = raw
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    if isinstance(values.get("groups"), str):
+        values["groups"] = [g.strip() for g in values["groups"].split(",") if g.strip()]
+    return msgspec.convert(values, cls, strict=False)
+
+
+def masked(settings: msgspec.Struct) -> dict[str, Any]:
+    """The settings as a dict with secrets replaced by ``***`` (for ``config show`` and logs)."""
+    shown = msgspec.structs.asdict(settings)
+    for name in SECRET_FIELDS & shown.keys():
+        if shown[name]:
+            shown[name] = "***"
+    return shown
+
+
+def to_environ(settings: NatsSettings) -> dict[str, str]:
+    """The NATS part of settings as ``WATERFLOW_*`` variables, to pass to a child process."""
+    env: dict[str, str] = {}
+    for field in msgspec.structs.fields(NatsSettings):
+        value = getattr(settings, field.name)
+        if value is not None:
+            env[f"WATERFLOW_{field.name.upper()}"] = str(value)
+    return env

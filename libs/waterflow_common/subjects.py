@@ -1,0 +1,106 @@
+"""The one registry of names on NATS: subjects, streams, consumers, KV buckets, headers.
+
+No other module builds a subject with an f-string; ``docs/architecture.md`` shows the same map and
+``tests/unit/test_subjects.py`` checks that the two agree.
+
+Subject tokens are validated here: a run id, job id, group or agent name that contained ``.``,
+``*``, ``>`` or white space would silently change which messages a filter matches.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "wf"
+
+# --- streams ---------------------------------------------------------------------------------
+EVENTS_STREAM = "WF_EVENTS"
+"""Every state change of every run, in order (limits retention: the run history)."""
+TASKS_STREAM = "WF_TASKS"
+"""Step tasks waiting for an agent (work-queue retention: a task is gone once acked)."""
+LOGS_STREAM = "WF_LOGS"
+"""Step output lines, batched (limits retention, pruned by age)."""
+
+# --- KV buckets ------------------------------------------------------------------------------
+RUNS_BUCKET = "wf_runs"
+"""run id -> RunState, the projection of the run's events (updated with revision checks)."""
+PLANS_BUCKET = "wf_plans"
+"""run id -> Plan, the compiled workflow (written once at submit, never changed)."""
+
+# --- consumers -------------------------------------------------------------------------------
+SCHEDULER_CONSUMER = "scheduler"
+"""Durable pull consumer on WF_EVENTS shared by all schedulers (load-balanced)."""
+
+# --- request/reply ---------------------------------------------------------------------------
+COMPILE = f"{PREFIX}.compiler.compile"
+"""Request: CompileRequest -> CompileReply. Compilers answer in queue group COMPILER_QUEUE."""
+COMPILER_QUEUE = "compilers"
+
+# --- headers ---------------------------------------------------------------------------------
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_token(value: str, what: str) -> str:
+    """Return ``value`` if it is usable as one subject token, else raise ValueError naming it."""
+    if not _TOKEN.match(value):
+        raise ValueError(
+            f"invalid {what} {value!r}: use only letters, digits, '-' and '_' (no dots or spaces)"
+        )
+    return value
+
+
+# --- events ----------------------------------------------------------------------------------
+def event(run_id: str, event_type: str) -> str:
+    """Subject of one event of a run, e.g. ``wf.events.r-abc.step.finished``."""
+    return f"{PREFIX}.events.{check_token(run_id, 'run id')}.{event_type}"
+
+
+def run_events(run_id: str) -> str:
+    """Filter matching every event of one run."""
+    return f"{PREFIX}.events.{check_token(run_id, 'run id')}.>"
+
+
+def events_of_type(event_type: str) -> str:
+    """Filter matching one event type across all runs, e.g. ``wf.events.*.run.completed``."""
+    return f"{PREFIX}.events.*.{event_type}"
+
+
+ALL_EVENTS = f"{PREFIX}.events.>"
+
+
+def run_id_of(subject: str) -> str:
+    """The run id inside an event or log subject (``wf.events.<run>...``)."""
+    return subject.split(".")[2]
+
+
+# --- tasks -----------------------------------------------------------------------------------
+def group_tasks(group: str) -> str:
+    """Tasks for any one agent of a server group."""
+    return f"{PREFIX}.tasks.group.{check_token(group, 'server group')}"
+
+
+def group_consumer(group: str) -> str:
+    """Durable consumer shared by the agents of one group (work-queue: one per subject)."""
+    return f"group-{check_token(group, 'server group')}"
+
+
+ALL_TASKS = f"{PREFIX}.tasks.>"
+
+
+# --- logs ------------------------------------------------------------------------------------
+def step_logs(run_id: str, job_id: str, step_index: int) -> str:
+    """Log batches of one step of one job."""
+    return (
+        f"{PREFIX}.logs.{check_token(run_id, 'run id')}."
+        f"{check_token(job_id, 'job id')}.{int(step_index)}"
+    )
+
+
+def run_logs(run_id: str) -> str:
+    """Filter matching every log batch of one run."""
+    return f"{PREFIX}.logs.{check_token(run_id, 'run id')}.>"
+
+
+ALL_LOGS = f"{PREFIX}.logs.>"

@@ -1,0 +1,1 @@
+"""The agent service: runs on each server, pulls the step tasks of its groups, runs them."""

@@ -1,0 +1,75 @@
+"""Live step output to the log stream, batched.
+
+One message per line would cost a JetStream round trip per line; one per step would not be live.
+Lines are gathered for at most FLUSH_INTERVAL seconds or MAX_BATCH lines, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from nats.js import JetStreamContext
+
+from waterflow_common import subjects
+from waterflow_common.log import get_logger
+from waterflow_common.messages import LogBatch, LogLine, StepTask, encode
+
+log = get_logger("waterflow.agent.logs")
+
+FLUSH_INTERVAL = 0.1
+MAX_BATCH = 256
+
+
+class LogSink:
+    def __init__(self, js: JetStreamContext, task: StepTask) -> None:
+        self._js = js
+        self._task = task
+        self._subject = subjects.step_logs(task.run_id, task.job_id, task.step.index)
+        self._lines: list[LogLine] = []
+        self._seq = 0
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._flusher = asyncio.create_task(self._run())
+
+    def emit(self, stream: str, text: str) -> None:
+        self._lines.append(LogLine(time.time(), stream, text))  # type: ignore[arg-type]
+        if len(self._lines) >= MAX_BATCH:
+            self._wakeup.set()
+
+    async def close(self) -> None:
+        """Publish everything emitted so far; after this returns the lines are in the stream."""
+        self._closed = True
+        self._wakeup.set()
+        await self._flusher
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), FLUSH_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+            self._wakeup.clear()
+            await self._flush()
+            if self._closed:
+                await self._flush()
+                return
+
+    async def _flush(self) -> None:
+        while self._lines:
+            lines, self._lines = self._lines[:MAX_BATCH], self._lines[MAX_BATCH:]
+            batch = LogBatch(
+                run_id=self._task.run_id, job_id=self._task.job_id, step_index=self._task.step.index,
+                attempt=self._task.attempt, seq=self._seq, lines=lines,
+            )
+            msg_id = f"{self._task.key}:log:{self._seq}"
+            self._seq += 1
+            for delay in (0.1, 0.5, 1, 2, 5, None):
+                try:
+                    await self._js.publish(self._subject, encode(batch), headers={subjects.MSG_ID_HEADER: msg_id})
+                    break
+                except Exception as error:
+                    if delay is None:
+                        log.error("logs.dropped", subject=self._subject, lines=len(lines), error=str(error))
+                        break
+                    await asyncio.sleep(delay)

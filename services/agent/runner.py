@@ -1,0 +1,163 @@
+"""Running one ``run:`` step as a process: shells, environment, live output, timeouts, kills.
+
+The step runs in its own process group (``start_new_session``) so a timeout or a cancel kills the
+whole tree the script started, not just the shell, as GitHub's runner and Ansible do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from waterflow_common.messages import StepTask
+
+from .outputs import OutputFileError, parse_output_file
+
+KILL_GRACE_SECONDS = 5.0
+MAX_LINE = 16 * 1024
+"""Longer output lines are cut: one 100 MB line must not become one 100 MB message."""
+
+Emit = Callable[[str, str], None]
+"""emit(stream, text) with stream 'stdout', 'stderr' or 'system'."""
+
+
+@dataclass
+class StepResult:
+    exit_code: int | None
+    error: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and self.error is None
+
+
+_SHELLS: dict[str, tuple[str, str]] = {
+    # name: (command template, script file suffix); GitHub's defaults.
+    "bash": ("bash --noprofile --norc -eo pipefail {0}", ".sh"),
+    "sh": ("sh -e {0}", ".sh"),
+    "python": (f"{shlex.quote(shutil.which('python3') or sys.executable)} {{0}}", ".py"),
+    "pwsh": ("pwsh -command \". '{0}'\"", ".ps1"),
+}
+
+
+def shell_command(shell: str | None, script: Path) -> list[str]:
+    """The argv that runs ``script`` with ``shell`` (a known name or a template with ``{0}``)."""
+    name = shell or ("bash" if shutil.which("bash") else "sh")
+    template = _SHELLS[name][0] if name in _SHELLS else name
+    return [part.replace("{0}", str(script)) for part in shlex.split(template)]
+
+
+def script_suffix(shell: str | None) -> str:
+    return _SHELLS.get(shell or "bash", ("", ".sh"))[1]
+
+
+def step_environment(base: Mapping[str, str], task: StepTask, extra: Mapping[str, str]) -> dict[str, str]:
+    """The process environment: the agent's own minus its ``WATERFLOW_*`` settings (they hold
+    NATS credentials), then Waterflow's variables, then the workflow's env."""
+    env = {k: v for k, v in base.items() if not k.startswith("WATERFLOW_")}
+    env.update(extra)
+    env.update(task.env)
+    return env
+
+
+async def run_script(
+    task: StepTask,
+    *,
+    workspace: Path,
+    temp_dir: Path,
+    env: dict[str, str],
+    emit: Emit,
+    cancel: asyncio.Event,
+) -> StepResult:
+    """Run the task's ``run:`` script to completion, timeout or cancel."""
+    step = task.step
+    assert step.run is not None
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{task.run_id}-{task.job_id}-{step.index}-{task.attempt}"
+    script = temp_dir / f"{stem}{script_suffix(step.shell)}"
+    script.write_text(step.run)
+    output_file = temp_dir / f"{stem}.output"
+    output_file.write_text("")
+    env = {**env, "WATERFLOW_OUTPUT": str(output_file), "GITHUB_OUTPUT": str(output_file)}
+    cwd = workspace / step.working_directory if step.working_directory else workspace
+    try:
+        cwd.mkdir(parents=True, exist_ok=True)
+        argv = shell_command(step.shell, script)
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True, limit=4 * MAX_LINE,
+        )
+    except (OSError, ValueError) as error:
+        return StepResult(exit_code=None, error=f"could not start the step: {error}")
+
+    readers = [
+        asyncio.create_task(_pump(process.stdout, "stdout", emit)),
+        asyncio.create_task(_pump(process.stderr, "stderr", emit)),
+    ]
+    waiter = asyncio.create_task(process.wait())
+    cancelled = asyncio.create_task(cancel.wait())
+    done, _ = await asyncio.wait({waiter, cancelled}, timeout=task.timeout_seconds, return_when=asyncio.FIRST_COMPLETED)
+    error: str | None = None
+    if waiter not in done:
+        error = "cancelled" if cancelled in done else f"timed out after {task.timeout_seconds:g} seconds"
+        emit("system", f"step {error}: stopping its processes")
+        await _kill_group(process, waiter)
+    cancelled.cancel()
+    # A background child may still hold the pipes open: give readers a moment, then kill the rest.
+    _, pending = await asyncio.wait(readers, timeout=1.0)
+    if pending:
+        _signal_group(process.pid, signal.SIGKILL)
+        await asyncio.wait(pending, timeout=1.0)
+        for reader in pending:
+            reader.cancel()
+    else:
+        _signal_group(process.pid, signal.SIGKILL)
+    exit_code = process.returncode
+    try:
+        outputs = parse_output_file(output_file.read_text(errors="replace"))
+    except OutputFileError as output_error:
+        outputs, error = {}, error or str(output_error)
+    finally:
+        script.unlink(missing_ok=True)
+        output_file.unlink(missing_ok=True)
+    if error is None and exit_code != 0:
+        error = f"process exited with code {exit_code}"
+    return StepResult(exit_code=exit_code, error=error, outputs=outputs)
+
+
+async def _pump(stream: asyncio.StreamReader | None, name: str, emit: Emit) -> None:
+    assert stream is not None
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # line longer than the reader's limit: take what is there
+            line = await stream.read(4 * MAX_LINE)
+        if not line:
+            return
+        text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+        emit(name, text if len(text) <= MAX_LINE else text[:MAX_LINE] + " …[line truncated]")
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+async def _kill_group(process: asyncio.subprocess.Process, waiter: asyncio.Task[int]) -> None:
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_SECONDS)
+    except asyncio.TimeoutError:
+        _signal_group(process.pid, signal.SIGKILL)
+        await waiter

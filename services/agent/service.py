@@ -1,0 +1,167 @@
+"""The agent: pulls step tasks for its groups, runs them, reports results and logs.
+
+Delivery is at least once. The agent acks a task only after its result event is stored, and
+signals "in progress" every ack_wait/3 while the step runs; if the agent dies, JetStream
+redelivers the task to another agent of the group after ``ack_wait``. On a clean shutdown
+(Ctrl-C) running steps are stopped and their tasks handed back (nak) for another agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from waterflow_common import bus, subjects
+from waterflow_common.log import get_logger
+from waterflow_common.messages import EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
+from waterflow_common.settings import AgentSettings
+
+from .logsink import LogSink
+from .runner import run_script, step_environment
+
+log = get_logger("waterflow.agent")
+_task_decoder = msgspec.json.Decoder(StepTask)
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, js: JetStreamContext) -> None:
+        self.settings = settings
+        self.js = js
+        self.name = subjects.check_token(settings.agent_name, "agent name")
+        self.work_dir = Path(settings.work_dir)
+        self._reserved = 0
+        self._slot_freed = asyncio.Event()
+        self._cancel_all = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def pull(self, group: str, stop: asyncio.Event) -> None:
+        """Fetch tasks of one group whenever this agent has a free slot."""
+        await bus.ensure_consumer(self.js, subjects.TASKS_STREAM, bus.group_consumer_config(group, self.settings.ack_wait))
+        psub = await self.js.pull_subscribe_bind(subjects.group_consumer(group), subjects.TASKS_STREAM)
+        log.info("agent.pulling", group=group)
+        while not stop.is_set():
+            free = self.settings.max_concurrent_steps - self._reserved
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            self._reserved += free
+            try:
+                msgs = await psub.fetch(free, timeout=1.0)
+            except asyncio.TimeoutError:
+                msgs = []
+            except Exception as error:
+                log.warning("fetch.failed", group=group, error=str(error) or type(error).__name__)
+                msgs = []
+                await asyncio.sleep(0.5)
+            self._reserved -= free - len(msgs)
+            for msg in msgs:
+                task = asyncio.create_task(self._execute(msg))
+                self._running.add(task)
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._reserved -= 1
+        self._slot_freed.set()
+
+    async def _execute(self, msg: Msg) -> None:
+        try:
+            task = _task_decoder.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            log.error("task.malformed", subject=msg.subject, error=str(error))
+            await msg.term()
+            return
+        bound = log.bind(run_id=task.run_id, job=task.job_id, step=task.step.index, attempt=task.attempt)
+        keepalive = asyncio.create_task(_keep_in_progress(msg, self.settings.ack_wait / 3))
+        try:
+            await self._publish(StepStarted(
+                run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt, agent=self.name,
+            ))
+            bound.info("step.started")
+            started_at = utcnow()
+            sink = LogSink(self.js, task)
+            workspace = self.work_dir / task.run_id / task.job_id
+            extra = {
+                "CI": "true",
+                "WATERFLOW": "true",
+                "WATERFLOW_RUN_ID": task.run_id,
+                "WATERFLOW_JOB": task.job_id,
+                "WATERFLOW_STEP": str(task.step.index),
+                "WATERFLOW_ATTEMPT": str(task.attempt),
+                "WATERFLOW_AGENT": self.name,
+                "WATERFLOW_GROUP": task.group,
+                "WATERFLOW_WORKSPACE": str(workspace),
+            }
+            try:
+                result = await run_script(
+                    task, workspace=workspace, temp_dir=self.work_dir / "_temp",
+                    env=step_environment(os.environ, task, extra), emit=sink.emit, cancel=self._cancel_all,
+                )
+            finally:
+                await sink.close()
+            if self._cancel_all.is_set():
+                bound.info("step.handed_back")
+                await msg.nak()
+                return
+            result_type = StepSucceeded if result.succeeded else StepFailed
+            await self._publish(result_type(
+                run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
+                agent=self.name, exit_code=result.exit_code, outputs=result.outputs, error=result.error,
+                started_at=started_at,
+            ))
+            bound.info("step.finished", exit_code=result.exit_code, ok=result.succeeded)
+            await msg.ack()
+        finally:
+            keepalive.cancel()
+
+    async def _publish(self, event: EventBase) -> None:
+        """Publish an event, retrying until it is stored: a result must never be lost."""
+        delay = 0.2
+        while True:
+            try:
+                await self.js.publish(
+                    subjects.event(event.run_id, event.type), encode(event),
+                    headers={subjects.MSG_ID_HEADER: event.msg_id()},
+                )
+                return
+            except Exception as error:
+                log.warning("publish.retry", type=event.type, error=str(error) or type(error).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def shutdown(self) -> None:
+        """Stop running steps and hand their tasks back; wake pullers waiting for a slot."""
+        self._cancel_all.set()
+        self._slot_freed.set()
+        if self._running:
+            await asyncio.wait(self._running, timeout=15)
+
+
+async def _keep_in_progress(msg: Msg, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await msg.in_progress()
+        except Exception as error:
+            log.warning("in_progress.failed", error=str(error) or type(error).__name__)
+
+
+async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
+    nc = await bus.connect(settings, f"waterflow-agent-{settings.agent_name}")
+    js = nc.jetstream()
+    await bus.provision(js)
+    agent = Agent(settings, js)
+    pullers = [asyncio.create_task(agent.pull(group, stop)) for group in settings.groups]
+    log.info("agent.ready", name=agent.name, groups=settings.groups, capacity=settings.max_concurrent_steps)
+    await stop.wait()
+    await agent.shutdown()
+    for puller in pullers:
+        puller.cancel()
+    await asyncio.gather(*pullers, return_exceptions=True)
+    await nc.drain()

@@ -1,0 +1,1 @@
+"""The HTTP API service (aiohttp): submit runs, read their state, history and logs."""

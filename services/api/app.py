@@ -1,0 +1,195 @@
+"""HTTP routes (aiohttp). Every error is an RFC 7807 problem document; no tracebacks leak.
+
+The full reference is ``docs/reference/openapi.yaml``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from waterflow_common import subjects
+from waterflow_common.diagnostics import Diagnostic, has_errors, to_problem
+from waterflow_common.log import get_logger
+from waterflow_common.messages import RunCompleted, decode_event
+from waterflow_common.streams import follow
+
+from .runs import Runs, ServiceUnavailable, decode_log_batch, log_lines, public_state
+
+log = get_logger("waterflow.api")
+RUNS = web.AppKey("runs", Runs)
+API_KEY = web.AppKey("api_key", str)
+MAX_WORKFLOW_BYTES = 1024 * 1024
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status, **({"detail": detail} if detail else {}), **extra}
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json")
+
+
+@web.middleware
+async def errors_and_auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    key = request.app[API_KEY]
+    if key and request.path != "/v1/health":
+        given = request.headers.get("Authorization", "")
+        token = given[7:] if given.startswith("Bearer ") else request.headers.get("X-API-Key", "")
+        if not hmac.compare_digest(token.encode(), key.encode()):
+            return problem(401, "unauthorized", "this API needs a key: send 'Authorization: Bearer <key>'")
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return problem(error.status, error.reason, error.text if error.text != f"{error.status}: {error.reason}" else None)
+    except ServiceUnavailable as error:
+        return problem(503, "service unavailable", str(error))
+    except Exception:
+        log.exception("request.failed", path=request.path)
+        return problem(500, "internal error", "the API failed to handle this request; see its log")
+
+
+async def _read_workflow(request: web.Request) -> tuple[str, str]:
+    """The workflow text and its file name, from a YAML body or ``{"workflow": "...", "filename": "..."}``."""
+    raw = await request.read()
+    if len(raw) > MAX_WORKFLOW_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_WORKFLOW_BYTES, actual_size=len(raw))
+    filename = request.query.get("filename", "workflow.yml")
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(raw)
+        except ValueError as error:
+            raise web.HTTPBadRequest(text=f"the body is not valid JSON: {error}") from error
+        if not isinstance(body, dict) or not isinstance(body.get("workflow"), str):
+            raise web.HTTPBadRequest(text='expected a JSON object {"workflow": "<yaml text>"}')
+        return body["workflow"], str(body.get("filename") or filename)
+    try:
+        return raw.decode("utf-8"), filename
+    except UnicodeDecodeError as error:
+        raise web.HTTPBadRequest(text=f"the workflow is not UTF-8 text: {error}") from error
+
+
+async def submit(request: web.Request) -> web.Response:
+    source, filename = await _read_workflow(request)
+    submitted = await request.app[RUNS].submit(source, filename)
+    if submitted.run_id is None:
+        body = to_problem(submitted.diagnostics)
+        return web.json_response(body, status=400, content_type="application/problem+json")
+    warnings = [msgspec.to_builtins(d) for d in submitted.diagnostics]
+    return _json({"id": submitted.run_id, "status": "queued", "url": f"/v1/workflows/{submitted.run_id}", "warnings": warnings}, 201)
+
+
+async def validate(request: web.Request) -> web.Response:
+    source, filename = await _read_workflow(request)
+    reply = await request.app[RUNS].compile(source, filename)
+    diagnostics = [msgspec.convert(d, Diagnostic) for d in reply.diagnostics]
+    return _json({"valid": not has_errors(diagnostics), "errors": msgspec.to_builtins(diagnostics)})
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    try:
+        limit = max(1, min(int(request.query.get("limit", "50")), 1000))
+    except ValueError as error:
+        raise web.HTTPBadRequest(text="'limit' must be a whole number") from error
+    states = await request.app[RUNS].list(limit)
+    return _json({"runs": [
+        {k: v for k, v in public_state(s).items() if k != "jobs"} for s in states
+    ]})
+
+
+async def _existing(request: web.Request) -> str:
+    run_id = request.match_info["run_id"]
+    if await request.app[RUNS].state(run_id) is None:
+        raise web.HTTPNotFound(text=f"no run with id {run_id!r}")
+    return run_id
+
+
+async def get_run(request: web.Request) -> web.Response:
+    run_id = request.match_info["run_id"]
+    state = await request.app[RUNS].state(run_id)
+    if state is None:
+        raise web.HTTPNotFound(text=f"no run with id {run_id!r}")
+    return _json(public_state(state))
+
+
+async def get_logs(request: web.Request) -> web.StreamResponse:
+    run_id = await _existing(request)
+    lines = await request.app[RUNS].logs(run_id)
+    if request.query.get("format") == "text":
+        text = "".join(f"[{l['job']}/{l['step']}] {l['text']}\n" for l in lines)
+        return web.Response(text=text, content_type="text/plain")
+    return _json({"id": run_id, "lines": lines})
+
+
+async def get_events(request: web.Request) -> web.Response:
+    run_id = await _existing(request)
+    return _json({"id": run_id, "events": await request.app[RUNS].events(run_id)})
+
+
+async def watch(request: web.Request) -> web.StreamResponse:
+    """NDJSON stream of a run's events and log lines, from the start, until the run ends."""
+    run_id = await _existing(request)
+    runs = request.app[RUNS]
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    async def pump(kind: str, stream: str, subject_filter: str) -> None:
+        async for msg in follow(runs.js, stream, subject_filter):
+            await queue.put((kind, msg))
+
+    pumps = [
+        asyncio.create_task(pump("event", subjects.EVENTS_STREAM, subjects.run_events(run_id))),
+        asyncio.create_task(pump("log", subjects.LOGS_STREAM, subjects.run_logs(run_id))),
+    ]
+    log_batches_seen, expected_batches = 0, None
+    try:
+        while expected_batches is None or log_batches_seen < expected_batches:
+            try:
+                kind, msg = await asyncio.wait_for(queue.get(), timeout=15)
+            except asyncio.TimeoutError:
+                await response.write(b'{"kind":"keepalive"}\n')
+                continue
+            if kind == "event":
+                event = decode_event(msg.data)
+                await response.write(msgspec.json.encode({"kind": "event", **msgspec.to_builtins(event)}) + b"\n")
+                if isinstance(event, RunCompleted):
+                    expected_batches = await runs.log_batch_count(run_id)
+            else:
+                log_batches_seen += 1
+                for line in log_lines(decode_log_batch(msg.data)):
+                    await response.write(msgspec.json.encode({"kind": "log", **line}) + b"\n")
+    finally:
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+    await response.write_eof()
+    return response
+
+
+async def health(request: web.Request) -> web.Response:
+    return _json({"status": "ok", "nats": request.app[RUNS].nc.is_connected})
+
+
+def make_app(runs: Runs, api_key: str | None) -> web.Application:
+    app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_WORKFLOW_BYTES + 1024)
+    app[RUNS] = runs
+    app[API_KEY] = api_key or ""
+    app.router.add_get("/v1/health", health)
+    app.router.add_post("/v1/workflows", submit)
+    app.router.add_get("/v1/workflows", list_runs)
+    app.router.add_get("/v1/workflows/{run_id}", get_run)
+    app.router.add_get("/v1/workflows/{run_id}/logs", get_logs)
+    app.router.add_get("/v1/workflows/{run_id}/events", get_events)
+    app.router.add_get("/v1/workflows/{run_id}/watch", watch)
+    app.router.add_post("/v1/validate", validate)
+    return app

@@ -1,0 +1,145 @@
+"""What the API does with runs, apart from HTTP: submit, read state, history and logs.
+
+Submitting is the one place a run comes into being: compile (through a compiler service), store
+the plan, store the initial state, append ``run.created``. If any of these fails the earlier ones
+are undone, so a caller told "503, try again" leaves no half-created run behind.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
+from nats.js.errors import KeyNotFoundError
+
+from waterflow_common import subjects
+from waterflow_common.diagnostics import Diagnostic
+from waterflow_common.messages import CompileReply, CompileRequest, LogBatch, RunCreated, decode_event, encode
+from waterflow_common.state import RunState, decode_plan, decode_state, encode_state, initial_state
+from waterflow_common.streams import read_stored
+
+_reply_decoder = msgspec.json.Decoder(CompileReply)
+_log_decoder = msgspec.json.Decoder(LogBatch)
+
+
+class ServiceUnavailable(Exception):
+    """A service the request needs did not answer; the client may retry."""
+
+
+@dataclass
+class Submitted:
+    run_id: str | None
+    diagnostics: list[Diagnostic]
+
+
+def new_run_id() -> str:
+    """Sortable by creation time, unique without coordination, safe as a subject token."""
+    return f"r{int(time.time() * 1000):x}{secrets.token_hex(4)}"
+
+
+class Runs:
+    def __init__(self, nc: Client, compile_timeout: float) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.compile_timeout = compile_timeout
+
+    async def open(self) -> None:
+        self.runs_kv = await self.js.key_value(subjects.RUNS_BUCKET)
+        self.plans_kv = await self.js.key_value(subjects.PLANS_BUCKET)
+
+    async def compile(self, source: str, filename: str) -> CompileReply:
+        try:
+            reply = await self.nc.request(
+                subjects.COMPILE, encode(CompileRequest(source=source, filename=filename)), timeout=self.compile_timeout,
+            )
+        except (NoRespondersError, NatsTimeoutError) as error:
+            raise ServiceUnavailable("no compiler service answered; is `waterflow compiler` running?") from error
+        return _reply_decoder.decode(reply.data)
+
+    async def submit(self, source: str, filename: str) -> Submitted:
+        reply = await self.compile(source, filename)
+        diagnostics = [msgspec.convert(d, Diagnostic) for d in reply.diagnostics]
+        if reply.plan is None:
+            return Submitted(run_id=None, diagnostics=diagnostics)
+        plan = decode_plan(reply.plan)
+        run_id = new_run_id()
+        created = RunCreated(run_id=run_id, workflow=plan.name)
+        state = initial_state(run_id, plan, created.at)
+        stored: list[Any] = []
+        try:
+            await self.plans_kv.create(run_id, reply.plan)
+            stored.append(self.plans_kv)
+            await self.runs_kv.create(run_id, encode_state(state))
+            stored.append(self.runs_kv)
+            await self.js.publish(
+                subjects.event(run_id, created.type), encode(created), headers={subjects.MSG_ID_HEADER: created.msg_id()},
+            )
+        except Exception as error:
+            for kv in stored:
+                try:
+                    await kv.purge(run_id)
+                except Exception:
+                    pass
+            raise ServiceUnavailable(f"could not store the run: {error or type(error).__name__}") from error
+        return Submitted(run_id=run_id, diagnostics=diagnostics)
+
+    async def state(self, run_id: str) -> RunState | None:
+        try:
+            subjects.check_token(run_id, "run id")
+            entry = await self.runs_kv.get(run_id)
+        except (KeyNotFoundError, ValueError):
+            return None
+        return decode_state(entry.value) if entry.value else None
+
+    async def list(self, limit: int) -> list[RunState]:
+        try:
+            keys = await self.runs_kv.keys()
+        except Exception:  # nats-py raises NoKeysError on an empty bucket
+            return []
+        keys.sort(reverse=True)  # run ids sort by creation time
+        states = []
+        for key in keys[:limit]:
+            state = await self.state(key)
+            if state is not None:
+                states.append(state)
+        return states
+
+    async def events(self, run_id: str) -> list[dict[str, Any]]:
+        msgs = await read_stored(self.js, subjects.EVENTS_STREAM, subjects.run_events(run_id))
+        return [{"seq": m.metadata.sequence.stream, **msgspec.to_builtins(decode_event(m.data))} for m in msgs]
+
+    async def log_batch_count(self, run_id: str) -> int:
+        """How many log batches of the run are stored now (to know when a follower has all)."""
+        info = await self.js.stream_info(subjects.LOGS_STREAM, subjects_filter=subjects.run_logs(run_id))
+        return sum((info.state.subjects or {}).values())
+
+    async def logs(self, run_id: str) -> list[dict[str, Any]]:
+        msgs = await read_stored(self.js, subjects.LOGS_STREAM, subjects.run_logs(run_id))
+        return [line for m in msgs for line in log_lines(_log_decoder.decode(m.data))]
+
+
+def log_lines(batch: LogBatch) -> list[dict[str, Any]]:
+    """A log batch as the API shows it: one object per line."""
+    return [
+        {"job": batch.job_id, "step": batch.step_index, "attempt": batch.attempt, "at": line.at,
+         "stream": line.stream, "text": line.text}
+        for line in batch.lines
+    ]
+
+
+def public_state(state: RunState) -> dict[str, Any]:
+    """A run's state for API clients: the internal outbox is not part of it."""
+    shown = msgspec.to_builtins(state)
+    shown.pop("outbox", None)
+    shown["id"] = shown.pop("run_id")
+    return shown
+
+
+def decode_log_batch(data: bytes) -> LogBatch:
+    return _log_decoder.decode(data)
+

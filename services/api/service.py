@@ -1,0 +1,31 @@
+"""The API service: an aiohttp server in front of NATS (several may run behind a balancer)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from waterflow_common import bus
+from waterflow_common.log import get_logger
+from waterflow_common.settings import ApiSettings
+
+from .app import make_app
+from .runs import Runs
+
+log = get_logger("waterflow.api")
+
+
+async def serve(settings: ApiSettings, stop: asyncio.Event) -> None:
+    nc = await bus.connect(settings, "waterflow-api")
+    await bus.provision(nc.jetstream())
+    runs = Runs(nc, settings.compile_timeout)
+    await runs.open()
+    runner = web.AppRunner(make_app(runs, settings.api_key), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.api_host, settings.api_port)
+    await site.start()
+    log.info("api.ready", url=f"http://{settings.api_host}:{settings.api_port}", auth=bool(settings.api_key))
+    await stop.wait()
+    await runner.cleanup()
+    await nc.drain()

@@ -1,0 +1,9 @@
+"""The compiler service: workflow YAML in, validated immutable plan (or diagnostics) out.
+
+The compiling itself (:func:`waterflow_compiler.compile.compile_workflow`) is a pure library
+function, so ``waterflow validate`` runs it locally without any service.
+"""
+
+from .compile import compile_workflow
+
+__all__ = ["compile_workflow"]

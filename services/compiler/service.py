@@ -1,0 +1,54 @@
+"""The compiler as a service: answers CompileRequest on ``wf.compiler.compile``.
+
+Several compilers may run at once: they share a queue group, so each request is answered by one.
+The API keeps no compiler in-process so that compiling (CPU-bound, user-controlled input) scales
+and fails separately from serving HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from nats.aio.msg import Msg
+
+from waterflow_common import bus, subjects
+from waterflow_common.diagnostics import Diagnostic
+from waterflow_common.log import get_logger
+from waterflow_common.messages import CompileReply, CompileRequest, encode
+from waterflow_common.settings import CompilerSettings
+from waterflow_common.state import encode_plan
+
+from .compile import compile_workflow
+
+log = get_logger("waterflow.compiler")
+_request_decoder = msgspec.json.Decoder(CompileRequest)
+
+
+def handle(data: bytes) -> CompileReply:
+    """Compile one request; a malformed request is a diagnostic too, never a crash."""
+    try:
+        request = _request_decoder.decode(data)
+    except msgspec.DecodeError as error:
+        bad = Diagnostic(path="<request>", line=1, col=1, rule="request", message=f"malformed compile request: {error}")
+        return CompileReply(diagnostics=[msgspec.to_builtins(bad)])
+    plan, diagnostics = compile_workflow(request.source, request.filename)
+    return CompileReply(
+        plan=encode_plan(plan) if plan is not None else None,
+        diagnostics=[msgspec.to_builtins(d) for d in diagnostics],
+    )
+
+
+async def serve(settings: CompilerSettings, stop: asyncio.Event) -> None:
+    nc = await bus.connect(settings, "waterflow-compiler")
+    await bus.provision(nc.jetstream())
+
+    async def on_request(msg: Msg) -> None:
+        reply = handle(msg.data)
+        await msg.respond(encode(reply))
+        log.debug("compile.done", errors=len(reply.diagnostics), ok=reply.plan is not None)
+
+    await nc.subscribe(subjects.COMPILE, queue=subjects.COMPILER_QUEUE, cb=on_request)
+    log.info("compiler.ready", subject=subjects.COMPILE)
+    await stop.wait()
+    await nc.drain()

@@ -1,0 +1,169 @@
+"""The scheduler service: consumes run events, advances runs, publishes tasks and history.
+
+How several schedulers stay safe at once
+----------------------------------------
+All schedulers share one durable consumer on the event stream, so each event goes to one of
+them, but two events of the same run may be handled by two schedulers at the same moment. Each
+handles an event as: read the run's state and its KV revision, :func:`machine.apply` the event,
+write the state back *only if the revision is unchanged* (``kv.update(last=...)``), else re-read
+and re-apply. The decided messages are stored in the state's outbox in that same write, published
+(with a ``Nats-Msg-Id``, so a second publish is dropped), and only then is the event acked. A
+scheduler killed at any point leaves either an unacked event (redelivered, re-applied as a no-op,
+its outbox published) or a finished one. Outbox entries are removed by the next write of a
+scheduler that has published them itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
+
+from waterflow_common import bus, subjects
+from waterflow_common.log import get_logger
+from waterflow_common.messages import Event, decode_event
+from waterflow_common.plan import Plan
+from waterflow_common.settings import SchedulerSettings
+from waterflow_common.state import Outgoing, RunState, decode_plan, decode_state, encode_state
+
+from . import machine
+
+log = get_logger("waterflow.scheduler")
+
+MAX_CONFLICT_RETRIES = 50
+
+
+class Scheduler:
+    def __init__(self, settings: SchedulerSettings, js: JetStreamContext, runs: KeyValue, plans: KeyValue) -> None:
+        self.settings = settings
+        self.js = js
+        self.runs = runs
+        self.plans = plans
+        self._plans: dict[str, Plan] = {}
+        self._published: set[str] = set()
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def plan(self, run_id: str) -> Plan:
+        plan = self._plans.get(run_id)
+        if plan is None:
+            entry = await self.plans.get(run_id)
+            assert entry.value is not None
+            plan = self._plans[run_id] = decode_plan(entry.value)
+        return plan
+
+    async def handle(self, msg: Msg) -> None:
+        """Handle one event message end to end, acking it only when its effects are published."""
+        try:
+            event = decode_event(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            log.error("event.malformed", subject=msg.subject, seq=msg.metadata.sequence.stream, error=str(error))
+            await msg.term()
+            return
+        async with self._locks[event.run_id]:
+            try:
+                state = await self._apply(event)
+            except NotFoundError:
+                log.error("event.unknown_run", run_id=event.run_id, type=event.type)
+                await msg.term()
+                return
+            if state is not None:
+                await self._publish_outbox(state)
+        await msg.ack()
+        if state is not None and state.finished:
+            self._plans.pop(event.run_id, None)
+            self._locks.pop(event.run_id, None)
+
+    async def _apply(self, event: Event) -> RunState | None:
+        plan = await self.plan(event.run_id)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            entry = await self.runs.get(event.run_id)
+            assert entry.value is not None
+            state = decode_state(entry.value)
+            before = entry.value
+            outgoing = machine.apply(state, plan, event)
+            state.outbox = self._prune(state) + outgoing
+            after = encode_state(state)
+            if after == before:
+                return state
+            try:
+                await self.runs.update(event.run_id, after, last=entry.revision)
+            except KeyWrongLastSequenceError:
+                log.debug("state.conflict", run_id=event.run_id)
+                continue
+            log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
+            return state
+        raise RuntimeError(f"run {event.run_id}: too many concurrent updates")
+
+    def _prune(self, state: RunState) -> list[Outgoing]:
+        """Keep outbox entries this scheduler has not published itself (someone else's, or new)."""
+        kept = []
+        for entry in state.outbox:
+            if entry.msg_id in self._published:
+                self._published.discard(entry.msg_id)
+            else:
+                kept.append(entry)
+        return kept
+
+    async def _publish_outbox(self, state: RunState) -> None:
+        for entry in state.outbox:
+            if entry.msg_id in self._published:
+                continue
+            await self.js.publish(entry.subject, entry.data, headers={subjects.MSG_ID_HEADER: entry.msg_id})
+            self._published.add(entry.msg_id)
+
+
+async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
+    nc = await bus.connect(settings, "waterflow-scheduler")
+    js = nc.jetstream()
+    await bus.provision(js)
+    await bus.ensure_consumer(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())
+    scheduler = Scheduler(settings, js, await js.key_value(subjects.RUNS_BUCKET), await js.key_value(subjects.PLANS_BUCKET))
+    psub = await js.pull_subscribe_bind(subjects.SCHEDULER_CONSUMER, subjects.EVENTS_STREAM)
+    log.info("scheduler.ready")
+    stopping = asyncio.create_task(stop.wait())
+    while not stop.is_set():
+        fetch = asyncio.create_task(_fetch(psub, settings.batch_size))
+        done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if fetch not in done:
+            fetch.cancel()
+            break
+        msgs = fetch.result()
+        if msgs:
+            await _handle_batch(scheduler, msgs)
+    await nc.drain()
+
+
+async def _fetch(psub: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
+    try:
+        return await psub.fetch(batch, timeout=1.0)
+    except asyncio.TimeoutError:
+        return []
+    except Exception as error:  # connection blips: keep the loop alive, nats-py reconnects
+        log.warning("fetch.failed", error=str(error) or type(error).__name__)
+        await asyncio.sleep(0.5)
+        return []
+
+
+async def _handle_batch(scheduler: Scheduler, msgs: list[Msg]) -> None:
+    """Events of one run in order; different runs concurrently."""
+    by_run: defaultdict[str, list[Msg]] = defaultdict(list)
+    for msg in msgs:
+        by_run[subjects.run_id_of(msg.subject)].append(msg)
+
+    async def one_run(run_msgs: list[Msg]) -> None:
+        for msg in run_msgs:
+            try:
+                await scheduler.handle(msg)
+            except Exception:
+                log.exception("event.failed", subject=msg.subject)
+                try:
+                    await msg.nak(delay=1.0)
+                except Exception:
+                    pass
+
+    await asyncio.gather(*(one_run(m) for m in by_run.values()))
