@@ -121,7 +121,7 @@ def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) ->
     except ApiError as error:
         if error.status == 400 and "errors" in error.problem:
             diagnostics = [Diagnostic(**d) for d in error.problem["errors"]]
-            err.print(format_text(diagnostics, source), markup=False)
+            print(format_text(diagnostics, source), file=sys.stderr)
             return EXIT_USAGE
         raise
     console.print(f"Run [bold]{run['id']}[/] submitted")
@@ -176,7 +176,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         source = _read(path)
         _, diagnostics = compile_workflow(source, path)
         if diagnostics:
-            err.print(format_text(diagnostics, source), markup=False)
+            print(format_text(diagnostics, source), file=sys.stderr)
         if has_errors(diagnostics):
             failed = True
         else:

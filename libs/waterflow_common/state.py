@@ -34,7 +34,7 @@ class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
 
 
-class StepState(msgspec.Struct, kw_only=True, omit_defaults=True):
+class StepState(msgspec.Struct, kw_only=True):
     index: int
     name: str
     status: StepStatus = "pending"
@@ -48,7 +48,7 @@ class StepState(msgspec.Struct, kw_only=True, omit_defaults=True):
     finished_at: datetime | None = None
 
 
-class JobState(msgspec.Struct, kw_only=True, omit_defaults=True):
+class JobState(msgspec.Struct, kw_only=True):
     id: str
     name: str
     runs_on: str
@@ -59,7 +59,7 @@ class JobState(msgspec.Struct, kw_only=True, omit_defaults=True):
     steps: list[StepState] = []
 
 
-class RunState(msgspec.Struct, kw_only=True, omit_defaults=True):
+class RunState(msgspec.Struct, kw_only=True):
     run_id: str
     workflow: str
     status: RunStatus = "queued"

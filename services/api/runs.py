@@ -7,6 +7,7 @@ are undone, so a caller told "503, try again" leaves no half-created run behind.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from dataclasses import dataclass
@@ -53,13 +54,20 @@ class Runs:
         self.plans_kv = await self.js.key_value(subjects.PLANS_BUCKET)
 
     async def compile(self, source: str, filename: str) -> CompileReply:
-        try:
-            reply = await self.nc.request(
-                subjects.COMPILE, encode(CompileRequest(source=source, filename=filename)), timeout=self.compile_timeout,
-            )
-        except (NoRespondersError, NatsTimeoutError) as error:
-            raise ServiceUnavailable("no compiler service answered; is `waterflow compiler` running?") from error
-        return _reply_decoder.decode(reply.data)
+        """Ask a compiler service; while none is subscribed (starting, restarting), keep asking
+        until ``compile_timeout`` rather than failing the user's request at once."""
+        request = encode(CompileRequest(source=source, filename=filename))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.compile_timeout
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                reply = await self.nc.request(subjects.COMPILE, request, timeout=max(remaining, 0.1))
+                return _reply_decoder.decode(reply.data)
+            except (NoRespondersError, NatsTimeoutError) as error:
+                if loop.time() + 0.1 >= deadline:
+                    raise ServiceUnavailable("no compiler service answered; is `waterflow compiler` running?") from error
+                await asyncio.sleep(0.1)
 
     async def submit(self, source: str, filename: str) -> Submitted:
         reply = await self.compile(source, filename)

@@ -1,0 +1,57 @@
+"""Fixtures that start the real thing: nats-server from the wheel and every service as a process.
+
+Ports are free ones picked at start; data lives in pytest's temp dirs. On a failure, the
+services' logs are printed so a CI failure can be understood without re-running it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from waterflow import Client
+from waterflow.embedded import Stack
+
+
+def _dump_logs(stack: Stack) -> None:
+    log_dir = stack.data_dir / "logs"
+    for log_file in sorted(log_dir.glob("*.log")) if log_dir.exists() else []:
+        text = log_file.read_text(errors="replace")
+        print(f"----- {log_file.name} (last 60 lines) -----")
+        print("\n".join(text.splitlines()[-60:]))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """One embedded Waterflow for a test module (agent group ``local``)."""
+    s = Stack(data_dir=tmp_path_factory.mktemp("stack"), agent_groups=("local",))
+    s.start()
+    yield s
+    s.stop()
+    if request.session.testsfailed:
+        _dump_logs(s)
+
+
+@pytest.fixture
+def fresh_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A stack of its own, for tests that kill or restart processes."""
+    s = Stack(data_dir=tmp_path / "stack", agent_groups=("local",))
+    s.start()
+    yield s
+    s.stop()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        _dump_logs(s)
+
+
+@pytest.fixture
+def client(stack: Stack) -> Client:
+    return Client(stack.api_url)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
