@@ -10,6 +10,34 @@ from __future__ import annotations
 import msgspec
 
 
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """``retry:`` of a step. Delay before attempt n+1 = min(initial * coefficient**(n-1), max)."""
+
+    attempts: int = 1
+    """Total attempts including the first (1 = no retry)."""
+    initial_interval: float = 1.0
+    """Seconds before the first retry."""
+    backoff_coefficient: float = 2.0
+    max_interval: float = 60.0
+
+
+class InputSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One declared workflow input (``inputs.<name>``), validated when a run is submitted."""
+
+    type: str = "string"
+    """string | number | boolean | choice"""
+    required: bool = False
+    default: object = None
+    description: str = ""
+    options: tuple[object, ...] = ()
+
+
+class Concurrency(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    group: str
+    """May contain ${{ }} expressions (evaluated at submit)."""
+    cancel_in_progress: bool = False
+
+
 class StepPlan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One step of a job, in the order it runs."""
 
@@ -25,6 +53,7 @@ class StepPlan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     if_: str | None = msgspec.field(default=None, name="if")
     timeout_minutes: float | None = None
     continue_on_error: bool = False
+    retry: RetryPolicy | None = None
     line: int = 0
     """1-based line of the step in the source file, for messages at run time."""
 
@@ -35,11 +64,24 @@ class JobPlan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     id: str
     name: str
     runs_on: str
+    """A server group name, or a ${{ }} expression evaluated when the job becomes ready."""
+    each: bool = False
+    """Fan-out: run the job once on every healthy agent of the group (``runs-on: {group, each: true}``)."""
+    labels: tuple[str, ...] = ()
+    """Only agents with all these labels qualify."""
     needs: tuple[str, ...] = ()
     if_: str | None = msgspec.field(default=None, name="if")
     env: dict[str, str] = msgspec.field(default_factory=dict)
     timeout_minutes: float | None = None
     continue_on_error: bool = False
+    outputs: dict[str, str] = msgspec.field(default_factory=dict)
+    """Job outputs: name -> template with ${{ }} (usually ``steps.<id>.outputs.<name>``)."""
+    matrix: tuple[dict[str, object], ...] = ()
+    """The expanded matrix combinations (include/exclude applied); empty = no matrix."""
+    matrix_expression: str | None = None
+    """A matrix given as one ${{ }} expression (e.g. fromJSON(needs.x.outputs.list)), expanded at run time."""
+    fail_fast: bool = True
+    max_parallel: int | None = None
     steps: tuple[StepPlan, ...] = ()
 
 
@@ -50,6 +92,11 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     name: str
     source_name: str = "workflow.yml"
     env: dict[str, str] = msgspec.field(default_factory=dict)
+    vars: dict[str, object] = msgspec.field(default_factory=dict)
+    inputs: dict[str, InputSpec] = msgspec.field(default_factory=dict)
+    on: dict[str, object] = msgspec.field(default_factory=dict)
+    """Triggers as written (manual, schedule, webhook); recorded for the trigger services."""
+    concurrency: Concurrency | None = None
     timeout_minutes: float | None = None
     jobs: dict[str, JobPlan]
     source: str = ""
