@@ -1,0 +1,98 @@
+"""docs/reference/cli.md documents every ``waterflow`` subcommand and every option of each.
+
+The commands are read from the real parser (``waterflow.cli.build_parser``). The reference's
+usage blocks are generated from it too; after changing the CLI, regenerate them with::
+
+    python tests/unit/test_cli_reference.py --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from waterflow.cli import build_parser
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md"
+BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
+
+
+def commands(parser: argparse.ArgumentParser | None = None, prefix: str = "waterflow") -> Iterator[tuple[str, argparse.ArgumentParser, str]]:
+    """(full command, its parser, its help line) for every subcommand, depth first."""
+    parser = parser or build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield f"{prefix} {name}", sub, helps.get(name, "")
+                yield from commands(sub, f"{prefix} {name}")
+
+
+def options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every long option and positional of a parser (not -h/--help)."""
+    found = set()
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        if action.option_strings:
+            found.add(max(action.option_strings, key=len))
+        else:
+            found.add(action.dest)
+    return found
+
+
+def generate() -> str:
+    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal width
+    parts = [BEGIN, ""]
+    top = build_parser()
+    parts += ["## waterflow", "", "```text", top.format_help().rstrip(), "```", ""]
+    for name, sub, help_line in commands(top):
+        sub.prog = name
+        parts += [f"## {name}", "", help_line[:1].upper() + help_line[1:] + "." if help_line else "", "", "```text", sub.format_help().rstrip(), "```", ""]
+    parts.append(END)
+    return "\n".join(parts)
+
+
+def _sections(text: str) -> dict[str, str]:
+    generated = text.split(BEGIN, 1)[1].split(END, 1)[0] if BEGIN in text else ""
+    chunks = re.split(r"^## (waterflow[^\n]*)$", generated, flags=re.M)
+    return {chunks[i].strip(): chunks[i + 1] for i in range(1, len(chunks) - 1, 2)}
+
+
+def test_every_subcommand_has_a_section() -> None:
+    documented = _sections(DOC.read_text())
+    missing = [name for name, _, _ in commands() if name not in documented]
+    assert not missing, f"docs/reference/cli.md lacks {missing}: run `python {Path(__file__).relative_to(DOC.parents[2])} --write`"
+
+
+def test_every_option_is_documented_in_its_section() -> None:
+    documented = _sections(DOC.read_text())
+    for name, sub, _ in commands():
+        section = documented.get(name, "")
+        missing = sorted(o for o in options(sub) if o not in section)
+        assert not missing, f"docs/reference/cli.md, {name}: options {missing} are not documented (regenerate with --write)"
+
+
+def test_no_section_for_a_command_that_does_not_exist() -> None:
+    existing = {"waterflow"} | {name for name, _, _ in commands()}
+    stale = set(_sections(DOC.read_text())) - existing
+    assert not stale, f"docs/reference/cli.md documents commands that no longer exist: {sorted(stale)}"
+
+
+def write() -> None:  # pragma: no cover - a maintenance helper
+    text = DOC.read_text() if DOC.exists() else f"# CLI reference\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    DOC.write_text(head + generate() + tail)
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if "--write" in sys.argv:
+        write()
+    else:
+        print(generate())
