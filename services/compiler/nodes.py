@@ -1,0 +1,168 @@
+"""Node steps (``uses: <name>@<version>`` + ``with:``) checked against a catalog of node schemas.
+
+A node declares its inputs as a JSON Schema; the compiler validates ``with:`` against it, so a typo
+fails at ``waterflow validate`` rather than on an agent at run time (STYLE §6). The catalog comes
+from the node library (``waterflow_agent.nodes.catalog.builtin_catalog``) when it is installed; a
+minimal built-in catalog keeps the compiler usable on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, TypeAlias
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from .report import Report, did_you_mean
+from .yaml_source import Path
+
+NodeCatalog: TypeAlias = Mapping[str, Mapping[str, Mapping[str, Any]]]
+"""Node name -> version (``"v1"``) -> JSON Schema of its ``with:`` mapping."""
+
+SLEEP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["seconds"],
+    "properties": {
+        "seconds": {
+            "description": "How long to wait: a number of seconds or a duration such as '30s', '5m'.",
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$"},
+            ],
+        }
+    },
+}
+
+MINIMAL_CATALOG: NodeCatalog = {"sleep": {"v1": SLEEP_SCHEMA}}
+"""Used when the node library is not installed: the nodes the scheduler runs itself."""
+
+USES = re.compile(r"^(?P<name>[A-Za-z0-9_][A-Za-z0-9_./-]*)@(?P<version>v\d+(?:\.\d+)*)$")
+
+
+@cache
+def default_catalog() -> NodeCatalog:
+    """The node library's catalog when importable, else :data:`MINIMAL_CATALOG`."""
+    try:
+        from waterflow_agent.nodes.catalog import builtin_catalog  # type: ignore[import-not-found]
+    except ImportError:
+        return MINIMAL_CATALOG
+    catalog = dict(builtin_catalog())
+    for name, versions in MINIMAL_CATALOG.items():
+        catalog.setdefault(name, versions)
+    return catalog
+
+
+_validators: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    cached = _validators.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        cached = (schema, cls(schema))
+        _validators[id(schema)] = cached
+    return cached[1]
+
+
+def _is_expression(value: object) -> bool:
+    return isinstance(value, str) and "${{" in value
+
+
+def check_step(report: Report, path: Path, uses: str, with_: object, catalog: NodeCatalog) -> None:
+    """Check ``uses`` at ``path + ("uses",)`` and its ``with`` against the node's schema."""
+    uses_path = (*path, "uses")
+    match = USES.match(uses.strip())
+    if match is None:
+        name = uses.split("@", 1)[0].strip()
+        hint = (f"add a version, e.g. '{name}@v1'" if "@" not in uses
+                else "write '<node>@v<major>', e.g. 'sleep@v1'")
+        if name in catalog:
+            hint = f"write '{name}@{_latest(catalog[name])}'"
+        report.error(uses_path, "node-ref", f"invalid node reference {uses!r}", hint)
+        return
+    name, version = match["name"], match["version"]
+    versions = catalog.get(name)
+    if versions is None:
+        report.error(uses_path, "unknown-node", f"unknown node {name!r}", did_you_mean(name, catalog, listing="available nodes"))
+        return
+    schema = versions.get(version)
+    if schema is None:
+        report.error(uses_path, "node-version", f"node {name!r} has no version {version!r}",
+                     f"available versions: {', '.join(sorted(versions))}")
+        return
+    if with_ is not None and not isinstance(with_, dict):
+        return  # the workflow schema already reported the type
+    _check_with(report, (*path, "with"), with_ or {}, schema, name, path)
+
+
+def _latest(versions: Mapping[str, Any]) -> str:
+    def number(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in v[1:].split(".") if p.isdigit())
+
+    return max(versions, key=number) if versions else "v1"
+
+
+def _check_with(report: Report, path: Path, with_: dict[str, Any], schema: Mapping[str, Any], name: str, step: Path) -> None:
+    try:
+        errors = list(_validator(schema).iter_errors(with_))
+    except Exception as error:  # noqa: BLE001 - a broken node schema is the node library's bug, not the user's
+        report.error((*step, "uses"), "node-schema", f"node {name!r} has an invalid input schema: {error}")
+        return
+    for error in errors:
+        _translate(report, path, error, name, step, with_)
+
+
+def _translate(report: Report, path: Path, error: ValidationError, name: str, step: Path, with_: dict[str, Any]) -> None:
+    where: Path = (*path, *error.absolute_path)
+    label = ".".join(str(p) for p in error.absolute_path)
+    if _is_expression(error.instance):
+        return  # evaluated at run time; its type cannot be known here
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        for key in error.instance:
+            if key not in allowed and not any(re.search(p, key) for p in error.schema.get("patternProperties", {})):
+                report.error((*where, key), "node-input", f"node {name!r} has no input {key!r}",
+                             did_you_mean(key, allowed, listing="its inputs are"), key=True)
+        return
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else str(error.validator_value)
+        target: Path = where if (with_ or error.absolute_path) else (*step, "uses")
+        report.error(target, "node-input", f"node {name!r} requires the input {missing!r}",
+                     f"add '{missing}:' under 'with:'", key=bool(with_) and not error.absolute_path)
+        return
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        types = [_TYPE_NAMES.get(str(sub.schema.get("type")), str(sub.schema.get("type"))) for sub in error.context if sub.validator == "type"]
+        if any(_is_expression(sub.instance) for sub in error.context):
+            return
+        if types and len(types) == len(error.context):
+            report.error(where, "node-input", f"input {label!r} of node {name!r} must be {' or '.join(types)}, found {_kind(error.instance)}",
+                         _description(error.schema))
+            return
+        described = _description(error.schema)
+        report.error(where, "node-input", f"input {label!r} of node {name!r} is not valid: {error.instance!r}", described)
+        return
+    message = error.message if len(error.message) < 160 else error.message[:157] + "..."
+    report.error(where, "node-input", f"input {label or 'with'!r} of node {name!r}: {message}", _description(error.schema))
+
+
+_TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
+               "integer": "a whole number", "boolean": "true or false", "null": "null"}
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    for python_type, label in ((dict, "a mapping"), (list, "a list"), (str, "a string"), ((int, float), "a number")):
+        if isinstance(value, python_type):
+            return label
+    return type(value).__name__
+
+
+def _description(schema: Any) -> str | None:
+    return schema.get("description") if isinstance(schema, dict) and isinstance(schema.get("description"), str) else None
