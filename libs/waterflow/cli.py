@@ -2,7 +2,7 @@
 
 Services:   waterflow up | api | compiler | scheduler | agent
 Runs:       waterflow run FILE [--embedded] | status ID | logs ID | list
-Authoring:  waterflow validate FILE...
+Authoring:  waterflow validate FILE... | dry-run FILE
 
 Exit codes: 0 success, 1 the run failed, 2 a user mistake (bad file, bad arguments),
 3 Waterflow could not be reached or failed.
@@ -116,8 +116,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) -> int:
+    inputs: dict[str, str] = {}
+    for item in args.input or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UserError(f"--input expects NAME=VALUE, got {item!r}")
+        inputs[name] = value
     try:
-        run = client.submit(source, filename=args.file)
+        run = client.submit(source, filename=args.file, inputs=inputs)
     except ApiError as error:
         if error.status == 400 and "errors" in error.problem:
             diagnostics = [Diagnostic(**d) for d in error.problem["errors"]]
@@ -129,6 +135,22 @@ def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) ->
         console.print(run["id"])
         return EXIT_OK
     state = follow_run(client, run["id"], console)
+    return EXIT_OK if state["status"] == "succeeded" else EXIT_RUN_FAILED
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    _client(args).cancel(args.run_id)
+    console.print(f"Cancel requested for run [bold]{args.run_id}[/]")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    client = _client(args)
+    answer = client.retry(args.run_id)
+    console.print(f"Retrying run [bold]{args.run_id}[/] (attempt {answer['attempt']}); succeeded steps are kept")
+    if args.no_follow:
+        return EXIT_OK
+    state = follow_run(client, args.run_id, console)
     return EXIT_OK if state["status"] == "succeeded" else EXIT_RUN_FAILED
 
 
@@ -169,19 +191,49 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 2 when any file has an error; warnings alone exit 0."""
+    import json
+
     from waterflow_compiler import compile_workflow
 
     failed = False
+    reports = []
     for path in args.files:
         source = _read(path)
         _, diagnostics = compile_workflow(source, path)
+        failed = failed or has_errors(diagnostics)
+        if args.format == "json":
+            reports.extend(diagnostics)
+            continue
         if diagnostics:
             print(format_text(diagnostics, source), file=sys.stderr)
-        if has_errors(diagnostics):
-            failed = True
-        else:
-            console.print(f"{path}: [green]ok[/]")
+        if not has_errors(diagnostics):
+            console.print(f"{path}: [green]ok[/]" + (f" ({len(diagnostics)} warning{'s' if len(diagnostics) != 1 else ''})" if diagnostics else ""))
+    if args.format == "json":
+        import msgspec
+
+        print(json.dumps({"ok": not failed, "diagnostics": msgspec.to_builtins(reports)}, indent=2))
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def cmd_dry_run(args: argparse.Namespace) -> int:
+    """Compile and print the plan; nothing is submitted."""
+    from waterflow_common.state import encode_plan
+    from waterflow_compiler import compile_workflow
+
+    from .dryrun import render_plan
+
+    source = _read(args.file)
+    plan, diagnostics = compile_workflow(source, args.file)
+    if diagnostics:
+        print(format_text(diagnostics, source), file=sys.stderr)
+    if plan is None:
+        return EXIT_USAGE
+    if args.format == "json":
+        print(encode_plan(plan).decode())
+    else:
+        console.print(render_plan(plan), markup=False, highlight=False, soft_wrap=True)
+    return EXIT_OK
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -219,7 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--embedded", action="store_true", help="start a throw-away local Waterflow for this run")
     run.add_argument("--group", action="append", help="with --embedded: groups of the local agent (default: local)")
     run.add_argument("--no-follow", action="store_true", help="print the run id and return")
+    run.add_argument("--input", "-i", action="append", metavar="NAME=VALUE", help="a workflow input; repeat for several")
     run.set_defaults(handler=cmd_run)
+
+    cancel = sub.add_parser("cancel", help="cancel a running run")
+    cancel.add_argument("run_id")
+    cancel.set_defaults(handler=cmd_cancel)
+
+    retry = sub.add_parser("retry", help="re-run a failed or cancelled run from where it failed")
+    retry.add_argument("run_id")
+    retry.add_argument("--no-follow", action="store_true")
+    retry.set_defaults(handler=cmd_retry)
 
     status = sub.add_parser("status", help="show a run")
     status.add_argument("run_id")
@@ -238,7 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check workflow files without running them")
     validate.add_argument("files", nargs="+")
+    validate.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics as text (default) or JSON")
     validate.set_defaults(handler=cmd_validate)
+
+    dry_run = sub.add_parser("dry-run", help="print the plan of a workflow (jobs in order, matrix, groups) without running it")
+    dry_run.add_argument("file")
+    dry_run.add_argument("--format", choices=("text", "json"), default="text", help="the plan as text (default) or JSON")
+    dry_run.set_defaults(handler=cmd_dry_run)
     return parser
 
 

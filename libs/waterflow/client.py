@@ -63,10 +63,18 @@ class Client:
         with self._request(method, path, body, content_type) as response:
             return json.loads(response.read())
 
-    def submit(self, workflow: str, filename: str = "workflow.yml") -> dict[str, Any]:
+    def submit(self, workflow: str, filename: str = "workflow.yml", inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         """Submit a workflow's YAML text; returns ``{"id": ..., "status": "queued", ...}``."""
-        body = json.dumps({"workflow": workflow, "filename": filename}).encode()
+        body = json.dumps({"workflow": workflow, "filename": filename, "inputs": inputs or {}}).encode()
         return self._json("POST", "/v1/workflows", body, "application/json")
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        """Ask to cancel a running run (running steps are stopped, cleanup steps still run)."""
+        return self._json("POST", f"/v1/workflows/{run_id}/cancel", b"")
+
+    def retry(self, run_id: str) -> dict[str, Any]:
+        """Re-run a failed or cancelled run from where it failed, keeping succeeded steps."""
+        return self._json("POST", f"/v1/workflows/{run_id}/retry", b"")
 
     def validate(self, workflow: str, filename: str = "workflow.yml") -> dict[str, Any]:
         body = json.dumps({"workflow": workflow, "filename": filename}).encode()

@@ -70,6 +70,7 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
+    _launches: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()
@@ -101,6 +102,15 @@ class Stack:
             out = None
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL)
         self.processes[name] = process
+        self._launches[name] = (argv, env)
+        return process
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Start ``name`` again exactly as before (after :meth:`kill`); NATS keeps its port and store."""
+        argv, env = self._launches[name]
+        process = self._spawn(name, argv, env)
+        if name == "nats":
+            wait_for_port(self.nats_port, 10, process)
         return process
 
     def start_nats(self) -> subprocess.Popen[bytes]:

@@ -16,10 +16,17 @@ _STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "skipped
 def follow_run(client: Client, run_id: str, console: Console) -> dict[str, Any]:
     """Print events and log lines as they happen; return the final state."""
     names: dict[tuple[str, int], str] = {}
-    state = client.get(run_id)
-    for job_id, job in state["jobs"].items():
-        for step in job["steps"]:
-            names[(job_id, step["index"])] = step["name"]
+
+    def refresh() -> None:
+        for job_id, job in client.get(run_id)["jobs"].items():
+            for step in job["steps"]:
+                names[(job_id, step["index"])] = step["name"]
+
+    def name_of(job_id: str, index: int) -> str:
+        if (job_id, index) not in names:
+            refresh()  # matrix and fan-out instances appear while the run goes on
+        return names.get((job_id, index), f"step {index + 1}")
+
     for item in client.watch(run_id):
         if item["kind"] == "log":
             style = "red" if item["stream"] == "stderr" else ("yellow" if item["stream"] == "system" else "")
@@ -31,14 +38,21 @@ def follow_run(client: Client, run_id: str, console: Console) -> dict[str, Any]:
         if kind == "job.started":
             console.print(f"[bold]▶ job {item['job_id']}[/]")
         elif kind == "step.started":
-            name = names.get((item["job_id"], item["step_index"]), "?")
+            name = name_of(item["job_id"], item["step_index"])
             attempt = f" (attempt {item['attempt']})" if item["attempt"] > 1 else ""
             console.print(f"  [cyan]●[/] {item['job_id']} › {name}{attempt} [dim]on {item['agent']}[/]")
         elif kind in ("step.succeeded", "step.failed"):
-            name = names.get((item["job_id"], item["step_index"]), "?")
+            name = name_of(item["job_id"], item["step_index"])
             mark = "[green]✓[/]" if kind == "step.succeeded" else "[red]✗[/]"
             why = f" [red]{item.get('error')}[/]" if item.get("error") else ""
             console.print(f"  {mark} {item['job_id']} › {name}{why}")
+        elif kind == "step.retrying":
+            name = name_of(item["job_id"], item["step_index"])
+            console.print(f"  [yellow]↻[/] {item['job_id']} › {name} failed, retrying in {item['delay']:g}s")
+        elif kind == "step.skipped":
+            console.print(f"  [dim]- {item['job_id']} › {name_of(item['job_id'], item['step_index'])} skipped[/]")
+        elif kind == "run.cancel_requested":
+            console.print(f"[yellow]Cancelling: {item.get('reason', '')}[/]")
         elif kind == "job.completed":
             style = _STYLE.get(item["result"], "")
             console.print(f"[{style}]■ job {item['job_id']} {item['result']}[/]")

@@ -8,15 +8,18 @@ updated in place. Nobody has to run a setup step before the services start.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js import api as js_api
+from nats.errors import AuthorizationError
 from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 
 from . import subjects
+from .errors import InfrastructureError
 from .log import get_logger
 from .settings import NatsSettings
 
@@ -29,11 +32,14 @@ re-published after a crash is recognised as the same message."""
 STREAMS = (
     js_api.StreamConfig(
         name=subjects.EVENTS_STREAM,
-        subjects=[subjects.ALL_EVENTS],
+        subjects=[subjects.ALL_EVENTS, subjects.ALL_TIMERS],
         retention=js_api.RetentionPolicy.LIMITS,
         storage=js_api.StorageType.FILE,
         max_age=30 * 24 * 3600.0,
         duplicate_window=DUPLICATE_WINDOW,
+        # Durable timers: JetStream publishes a scheduled copy of a wf.timers.* message to its
+        # target (wf.events.<run>.timer.fired) when due, surviving restarts of everything.
+        allow_msg_schedules=True,
     ),
     js_api.StreamConfig(
         name=subjects.TASKS_STREAM,
@@ -52,9 +58,14 @@ STREAMS = (
     ),
 )
 
+AGENT_RECORD_MAX_AGE = 24 * 3600.0
+"""Seconds an agent that stopped heartbeating stays listed (as offline) before its record expires."""
+
 BUCKETS = (
     js_api.KeyValueConfig(bucket=subjects.RUNS_BUCKET, history=1, storage=js_api.StorageType.FILE),
     js_api.KeyValueConfig(bucket=subjects.PLANS_BUCKET, history=1, storage=js_api.StorageType.FILE),
+    # An agent rewrites its key every heartbeat; one that stopped ages out after AGENT_RECORD_MAX_AGE.
+    js_api.KeyValueConfig(bucket=subjects.AGENTS_BUCKET, history=1, ttl=AGENT_RECORD_MAX_AGE, storage=js_api.StorageType.FILE),
 )
 
 
@@ -64,6 +75,7 @@ async def connect(
     *,
     connect_timeout: float | None = None,
     on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    inbox_prefix: str | None = None,
 ) -> Client:
     """Connect, retrying the first connection until ``connect_timeout`` (None: forever).
 
@@ -85,6 +97,11 @@ async def connect(
         options["token"] = settings.nats_token
     if settings.nats_creds:
         options["user_credentials"] = settings.nats_creds
+    if inbox_prefix:
+        options["inbox_prefix"] = inbox_prefix  # lets NATS permissions give each agent its own inboxes
+    tls = _tls_context(settings)
+    if tls is not None:
+        options["tls"] = tls
 
     async def error_cb(error: Exception) -> None:
         log.warning("nats.error", error=str(error) or type(error).__name__)
@@ -104,10 +121,30 @@ async def connect(
         try:
             return await nats.connect(**options)  # type: ignore[arg-type]
         except Exception as error:  # nats raises several unrelated types for "not there yet"
+            if _is_auth_failure(error):  # waiting will not fix wrong credentials
+                raise InfrastructureError(
+                    f"NATS at {settings.nats_url} rejected the credentials of user {settings.nats_user!r}: "
+                    "check WATERFLOW_NATS_USER / WATERFLOW_NATS_PASSWORD (or the creds file)"
+                ) from None
             if deadline is not None and loop.time() >= deadline:
                 raise
             log.info("nats.waiting", url=settings.nats_url, error=str(error) or type(error).__name__)
             await asyncio.sleep(0.5)
+
+
+def _is_auth_failure(error: Exception) -> bool:
+    text = str(error).lower()
+    return isinstance(error, AuthorizationError) or "authorization violation" in text
+
+
+def _tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
+    """A client TLS context from ``nats_tls_ca`` / ``nats_tls_cert`` / ``nats_tls_key`` (None: plain)."""
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.nats_tls_ca)
+    if settings.nats_tls_cert:
+        context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+    return context
 
 
 async def provision(js: JetStreamContext) -> None:
@@ -141,8 +178,24 @@ def scheduler_consumer_config() -> js_api.ConsumerConfig:
     )
 
 
+def agent_consumer_config(agent_name: str, ack_wait: float) -> js_api.ConsumerConfig:
+    """The durable consumer of one agent's own subject (fan-out tasks addressed to it)."""
+    return js_api.ConsumerConfig(
+        name=subjects.agent_consumer(agent_name),
+        durable_name=subjects.agent_consumer(agent_name),
+        ack_policy=js_api.AckPolicy.EXPLICIT,
+        deliver_policy=js_api.DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_ack_pending=10_000,
+        filter_subject=subjects.agent_tasks(agent_name),
+    )
+
+
 def group_consumer_config(group: str, ack_wait: float) -> js_api.ConsumerConfig:
     return js_api.ConsumerConfig(
+        # ``name`` too: nats-py then puts the filter into the create subject, which NATS
+        # permissions can pin, so an agent cannot point its group's consumer at another group.
+        name=subjects.group_consumer(group),
         durable_name=subjects.group_consumer(group),
         ack_policy=js_api.AckPolicy.EXPLICIT,
         deliver_policy=js_api.DeliverPolicy.ALL,

@@ -130,6 +130,10 @@ class _StepResult(_StepAttemptEvent, frozen=True, kw_only=True):
     outputs: dict[str, str] = {}
     error: str | None = None
     started_at: datetime | None = None
+    retryable: bool = True
+    """False when the step said no retry can help (a NonRetryableError from a node)."""
+    cancelled: bool = False
+    """The step was stopped because its run was cancelled or its job timed out."""
 
 
 class StepSucceeded(_StepResult, frozen=True, kw_only=True, tag="step.succeeded"):
@@ -140,8 +144,79 @@ class StepFailed(_StepResult, frozen=True, kw_only=True, tag="step.failed"):
     pass
 
 
+class StepRetrying(_StepAttemptEvent, frozen=True, kw_only=True, tag="step.retrying"):
+    """History: ``attempt`` failed and attempt+1 will be dispatched after ``delay`` seconds."""
+
+    delay: float
+
+
+class StepSkipped(EventBase, frozen=True, kw_only=True, tag="step.skipped"):
+    job_id: str
+    step_index: int
+    reason: str
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.type}:{self.at.timestamp()}"
+
+
+class TimerSet(EventBase, frozen=True, kw_only=True, tag="timer.set"):
+    """History: a durable timer was scheduled (held by JetStream's message scheduler)."""
+
+    timer_id: str
+    kind: str
+    due_at: datetime
+
+
+class TimerFired(EventBase, frozen=True, kw_only=True, tag="timer.fired"):
+    """Published by JetStream itself at ``due_at`` (the scheduled copy of the timer message)."""
+
+    timer_id: str
+    kind: str
+    """retry | sleep | job-timeout | run-timeout"""
+    job_id: str | None = None
+    step_index: int | None = None
+    attempt: int | None = None
+    due_at: datetime
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.type}:{self.timer_id}"
+
+
+class RunCancelRequested(EventBase, frozen=True, kw_only=True, tag="run.cancel_requested"):
+    reason: str = "cancelled by user"
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.type}:{self.at.timestamp()}"
+
+
+class RunRetryRequested(EventBase, frozen=True, kw_only=True, tag="run.retry_requested"):
+    """Re-run what failed, was cancelled or skipped; keep what succeeded."""
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.type}:{self.at.timestamp()}"
+
+
 class RunCompleted(EventBase, frozen=True, kw_only=True, tag="run.completed"):
     status: str
+    attempt: int = 1
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.type}:{self.attempt}"
+
+
+# --- control (scheduler -> agent, core NATS, not stored) ----------------------------------------
+class CancelStep(msgspec.Struct, frozen=True, kw_only=True):
+    """Stop this step attempt if it runs here (its run was cancelled or its job timed out)."""
+
+    run_id: str
+    job_id: str
+    step_index: int
+    attempt: int
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.attempt}"
 
 
 Event = (
@@ -152,10 +227,19 @@ Event = (
     | StepStarted
     | StepSucceeded
     | StepFailed
+    | StepRetrying
+    | StepSkipped
+    | TimerSet
+    | TimerFired
+    | RunCancelRequested
+    | RunRetryRequested
     | RunCompleted
 )
 
-SCHEDULER_INPUTS = ("run.created", "step.started", "step.succeeded", "step.failed")
+SCHEDULER_INPUTS = (
+    "run.created", "step.started", "step.succeeded", "step.failed",
+    "timer.fired", "run.cancel_requested", "run.retry_requested",
+)
 """Event types the scheduler reacts to; the others it writes itself, as history."""
 
 _encoder = msgspec.json.Encoder()

@@ -26,6 +26,13 @@ class NatsSettings(msgspec.Struct, kw_only=True):
     nats_token: str | None = None
     nats_creds: str | None = None
     """Path to a .creds file (JWT + nkey seed)."""
+    nats_tls_ca: str | None = None
+    """CA bundle that signed the NATS server's certificate (turns TLS on)."""
+    nats_tls_cert: str | None = None
+    """Client certificate, for servers that verify clients (mutual TLS)."""
+    nats_tls_key: str | None = None
+    server_groups: str | None = None
+    """Path to server-groups.yml (nested groups, label selectors); read by api and scheduler."""
     log_level: str = "info"
     log_format: str = "console"
     """``console`` for people, ``json`` for log shippers."""
@@ -58,6 +65,12 @@ class AgentSettings(NatsSettings, kw_only=True):
     max_concurrent_steps: int = 4
     ack_wait: float = 30.0
     """Seconds a task may go without an in-progress signal before it is redelivered."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    """Free key=value tags (``env=prod``, ``role=web``); groups in server-groups.yml select by them."""
+    heartbeat_interval: float = 5.0
+    """Seconds between registrations in KV wf_agents; 3 missed = unhealthy, 12 = offline."""
+    config: str | None = None
+    """The agent.yml these settings were read from (informational; see waterflow_agent.config)."""
 
 
 def load(cls: type[T], overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> T:
@@ -73,7 +86,19 @@ def load(cls: type[T], overrides: Mapping[str, Any] | None = None, environ: Mapp
             values[key] = value
     if isinstance(values.get("groups"), str):
         values["groups"] = [g.strip() for g in values["groups"].split(",") if g.strip()]
+    if isinstance(values.get("labels"), str):
+        values["labels"] = parse_labels(values["labels"].split(","))
     return msgspec.convert(values, cls, strict=False)
+
+
+def parse_labels(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``["env=prod", "gpu"]`` -> ``{"env": "prod", "gpu": ""}`` (a bare key is a flag label)."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, _, value = item.strip().partition("=")
+        if key.strip():
+            labels[key.strip()] = value.strip()
+    return labels
 
 
 def masked(settings: msgspec.Struct) -> dict[str, Any]:

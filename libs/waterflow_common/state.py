@@ -16,7 +16,7 @@ from .plan import Plan
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
 StepStatus = Literal[
-    "pending", "dispatched", "running", "succeeded", "failed", "skipped", "cancelled"
+    "pending", "dispatched", "running", "retrying", "succeeded", "failed", "skipped", "cancelled"
 ]
 TERMINAL = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 
@@ -26,46 +26,93 @@ class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
 
     Writing the decision and publishing it cannot be one atomic act; keeping it here means a
     scheduler that dies between the two leaves the decision to whoever handles the run next.
+    ``stored`` is False for core-NATS control messages (cancel a step on an agent).
     """
 
     subject: str
     msg_id: str
     data: bytes
     at: datetime
+    headers: dict[str, str] = {}
+    stored: bool = True
+
+
+class AttemptRecord(msgspec.Struct, kw_only=True):
+    """One finished attempt of a step, kept for history when the step is retried."""
+
+    attempt: int
+    status: StepStatus
+    agent: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class StepState(msgspec.Struct, kw_only=True):
     index: int
     name: str
+    id: str | None = None
     status: StepStatus = "pending"
     attempt: int = 0
+    """The current (or last) attempt number; attempts are numbered across run retries."""
     agent: str | None = None
     exit_code: int | None = None
     error: str | None = None
     outputs: dict[str, str] = {}
+    outcome: str | None = None
+    """GitHub's steps.<id>.outcome: success | failure | cancelled | skipped (before continue-on-error)."""
+    conclusion: str | None = None
+    """GitHub's steps.<id>.conclusion: the outcome after continue-on-error."""
     dispatched_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    attempts: list[AttemptRecord] = []
+    cancel_requested: bool = False
 
 
 class JobState(msgspec.Struct, kw_only=True):
     id: str
+    """Unique in the run: the plan job id, or ``<job>-<n>`` / ``<job>-<agent>`` for instances."""
+    job: str
+    """The plan job this is (or is an instance of)."""
     name: str
     runs_on: str
     needs: tuple[str, ...] = ()
     status: JobStatus = "pending"
+    parent: str | None = None
+    """For a matrix or fan-out instance: the aggregate job's id."""
+    instances: list[str] = []
+    """For an aggregate job: its instances' ids (empty until the job is expanded)."""
+    matrix: dict[str, object] | None = None
+    agent: str | None = None
+    """Fan-out instance: the one agent that must run it."""
+    outputs: dict[str, object] = {}
+    error: str | None = None
+    cancelled: bool = False
+    """Stopped by a run cancel while running (an ``always()`` job started later is not)."""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     steps: list[StepState] = []
+
+    @property
+    def is_aggregate(self) -> bool:
+        """A matrix or fan-out job: its steps run in its instances, not in itself."""
+        return self.parent is None and not self.steps
 
 
 class RunState(msgspec.Struct, kw_only=True):
     run_id: str
     workflow: str
     status: RunStatus = "queued"
+    attempt: int = 1
+    """Incremented by each retry of the run."""
+    inputs: dict[str, object] = {}
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    cancel_requested: bool = False
+    error: str | None = None
     jobs: dict[str, JobState] = {}
     outbox: list[Outgoing] = []
 
@@ -74,23 +121,25 @@ class RunState(msgspec.Struct, kw_only=True):
         return self.status in TERMINAL
 
 
-def initial_state(run_id: str, plan: Plan, created_at: datetime) -> RunState:
-    """The state of a run that has just been accepted: every job and step pending."""
-    return RunState(
-        run_id=run_id,
-        workflow=plan.name,
-        created_at=created_at,
-        jobs={
-            job.id: JobState(
-                id=job.id,
-                name=job.name,
-                runs_on=job.runs_on,
-                needs=job.needs,
-                steps=[StepState(index=s.index, name=s.name) for s in job.steps],
-            )
-            for job in plan.jobs.values()
-        },
-    )
+def initial_state(run_id: str, plan: Plan, created_at: datetime, inputs: dict[str, object] | None = None) -> RunState:
+    """The state of a run that has just been accepted: every job and step pending.
+
+    Matrix and fan-out jobs start as one pending aggregate without steps; the scheduler expands
+    them into instances when they become ready (the matrix may depend on earlier outputs, the
+    agents of a group on who is online then).
+    """
+    jobs = {}
+    for job in plan.jobs.values():
+        expands = bool(job.matrix or job.matrix_expression or job.each)
+        jobs[job.id] = JobState(
+            id=job.id,
+            job=job.id,
+            name=job.name,
+            runs_on=job.runs_on,
+            needs=job.needs,
+            steps=[] if expands else [StepState(index=s.index, name=s.name, id=s.id) for s in job.steps],
+        )
+    return RunState(run_id=run_id, workflow=plan.name, created_at=created_at, inputs=dict(inputs or {}), jobs=jobs)
 
 
 _encoder = msgspec.json.Encoder()

@@ -26,6 +26,11 @@ RUNS_BUCKET = "wf_runs"
 """run id -> RunState, the projection of the run's events (updated with revision checks)."""
 PLANS_BUCKET = "wf_plans"
 """run id -> Plan, the compiled workflow (written once at submit, never changed)."""
+AGENTS_BUCKET = "wf_agents"
+"""agent name -> AgentInfo, rewritten by each agent's heartbeat; stale entries age out (max_age)."""
+FILES_BUCKET = "wf_files"
+"""Object Store: files moved by the ``file/upload`` / ``file/download`` nodes (and the API),
+named ``<run id>/<name>`` by default; created on first use."""
 
 # --- consumers -------------------------------------------------------------------------------
 SCHEDULER_CONSUMER = "scheduler"
@@ -75,6 +80,23 @@ def run_id_of(subject: str) -> str:
     return subject.split(".")[2]
 
 
+# --- timers ----------------------------------------------------------------------------------
+def timer_schedule(run_id: str, timer_id: str) -> str:
+    """Where a durable timer waits (a JetStream message schedule, in WF_EVENTS)."""
+    return f"{PREFIX}.timers.{check_token(run_id, 'run id')}.{check_token(timer_id, 'timer id')}"
+
+
+ALL_TIMERS = f"{PREFIX}.timers.>"
+SCHEDULE_HEADER = "Nats-Schedule"
+SCHEDULE_TARGET_HEADER = "Nats-Schedule-Target"
+
+
+# --- control (core NATS, not stored) ----------------------------------------------------------
+def agent_control(agent_name: str) -> str:
+    """Commands for one agent (e.g. CancelStep): fire-and-forget, the agent must be connected."""
+    return f"{PREFIX}.control.agent.{check_token(agent_name, 'agent name')}"
+
+
 # --- tasks -----------------------------------------------------------------------------------
 def group_tasks(group: str) -> str:
     """Tasks for any one agent of a server group."""
@@ -84,6 +106,21 @@ def group_tasks(group: str) -> str:
 def group_consumer(group: str) -> str:
     """Durable consumer shared by the agents of one group (work-queue: one per subject)."""
     return f"group-{check_token(group, 'server group')}"
+
+
+def agent_tasks(agent_name: str) -> str:
+    """Tasks for one specific agent (fan-out: ``runs-on: {group: g, each: true}``)."""
+    return f"{PREFIX}.tasks.agent.{check_token(agent_name, 'agent name')}"
+
+
+def agent_consumer(agent_name: str) -> str:
+    """Durable consumer of one agent's own task subject."""
+    return f"agent-{check_token(agent_name, 'agent name')}"
+
+
+def kv_key_subject(bucket: str, key: str) -> str:
+    """The subject a KV put of ``key`` uses (for NATS permissions: an agent may write only its own key)."""
+    return f"$KV.{bucket}.{key}"
 
 
 ALL_TASKS = f"{PREFIX}.tasks.>"

@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 
 from waterflow_common import bus, subjects
 from waterflow_common.log import get_logger
-from waterflow_common.messages import EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
+from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
 from waterflow_common.settings import AgentSettings
 
 from .logsink import LogSink
@@ -26,6 +26,7 @@ from .runner import run_script, step_environment
 
 log = get_logger("waterflow.agent")
 _task_decoder = msgspec.json.Decoder(StepTask)
+_cancel_decoder = msgspec.json.Decoder(CancelStep)
 
 
 class Agent:
@@ -38,6 +39,15 @@ class Agent:
         self._slot_freed = asyncio.Event()
         self._cancel_all = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._step_cancels: dict[str, tuple[asyncio.Event, list[str]]] = {}
+        """Task key -> (event that stops the step, reason) for CancelStep commands."""
+
+    def cancel_step(self, command: CancelStep) -> None:
+        """A CancelStep from the scheduler: stop that attempt if it runs here."""
+        entry = self._step_cancels.get(command.key)
+        if entry is not None:
+            entry[1].append(command.reason)
+            entry[0].set()
 
     async def pull(self, group: str, stop: asyncio.Event) -> None:
         """Fetch tasks of one group whenever this agent has a free slot."""
@@ -98,22 +108,28 @@ class Agent:
                 "WATERFLOW_GROUP": task.group,
                 "WATERFLOW_WORKSPACE": str(workspace),
             }
+            cancel, reasons = asyncio.Event(), []
+            self._step_cancels[task.key] = (cancel, reasons)
+            stop_on_shutdown = asyncio.create_task(_relay(self._cancel_all, cancel))
             try:
                 result = await run_script(
                     task, workspace=workspace, temp_dir=self.work_dir / "_temp",
-                    env=step_environment(os.environ, task, extra), emit=sink.emit, cancel=self._cancel_all,
+                    env=step_environment(os.environ, task, extra), emit=sink.emit, cancel=cancel,
                 )
             finally:
+                stop_on_shutdown.cancel()
+                self._step_cancels.pop(task.key, None)
                 await sink.close()
-            if self._cancel_all.is_set():
+            if self._cancel_all.is_set() and not reasons:
                 bound.info("step.handed_back")
                 await msg.nak()
                 return
             result_type = StepSucceeded if result.succeeded else StepFailed
             await self._publish(result_type(
                 run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
-                agent=self.name, exit_code=result.exit_code, outputs=result.outputs, error=result.error,
-                started_at=started_at,
+                agent=self.name, exit_code=result.exit_code, outputs=result.outputs,
+                error=f"cancelled: {reasons[0]}" if reasons else result.error,
+                started_at=started_at, cancelled=bool(reasons),
             ))
             bound.info("step.finished", exit_code=result.exit_code, ok=result.succeeded)
             await msg.ack()
@@ -143,6 +159,11 @@ class Agent:
             await asyncio.wait(self._running, timeout=15)
 
 
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
 async def _keep_in_progress(msg: Msg, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -157,6 +178,14 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await bus.provision(js)
     agent = Agent(settings, js)
+
+    async def on_control(msg: Msg) -> None:
+        try:
+            agent.cancel_step(_cancel_decoder.decode(msg.data))
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            log.error("control.malformed", subject=msg.subject, error=str(error))
+
+    await nc.subscribe(subjects.agent_control(agent.name), cb=on_control)
     pullers = [asyncio.create_task(agent.pull(group, stop)) for group in settings.groups]
     log.info("agent.ready", name=agent.name, groups=settings.groups, capacity=settings.max_concurrent_steps)
     await stop.wait()

@@ -17,10 +17,10 @@ from aiohttp import web
 from waterflow_common import subjects
 from waterflow_common.diagnostics import Diagnostic, has_errors, to_problem
 from waterflow_common.log import get_logger
-from waterflow_common.messages import RunCompleted, decode_event
+from waterflow_common.messages import RunCancelRequested, RunCompleted, RunRetryRequested, decode_event
 from waterflow_common.streams import follow
 
-from .runs import Runs, ServiceUnavailable, decode_log_batch, log_lines, public_state
+from .runs import InvalidInputs, Runs, ServiceUnavailable, decode_log_batch, log_lines, public_state
 
 log = get_logger("waterflow.api")
 RUNS = web.AppKey("runs", Runs)
@@ -58,12 +58,14 @@ async def errors_and_auth(request: web.Request, handler: Callable[[web.Request],
         return problem(500, "internal error", "the API failed to handle this request; see its log")
 
 
-async def _read_workflow(request: web.Request) -> tuple[str, str]:
-    """The workflow text and its file name, from a YAML body or ``{"workflow": "...", "filename": "..."}``."""
+async def _read_workflow(request: web.Request) -> tuple[str, str, dict[str, object]]:
+    """Workflow text, file name and inputs, from a YAML body (inputs as ``?input.NAME=value``)
+    or ``{"workflow": "...", "filename": "...", "inputs": {...}}``."""
     raw = await request.read()
     if len(raw) > MAX_WORKFLOW_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_WORKFLOW_BYTES, actual_size=len(raw))
     filename = request.query.get("filename", "workflow.yml")
+    inputs: dict[str, object] = {k[6:]: v for k, v in request.query.items() if k.startswith("input.")}
     if request.content_type == "application/json":
         try:
             body = json.loads(raw)
@@ -71,16 +73,21 @@ async def _read_workflow(request: web.Request) -> tuple[str, str]:
             raise web.HTTPBadRequest(text=f"the body is not valid JSON: {error}") from error
         if not isinstance(body, dict) or not isinstance(body.get("workflow"), str):
             raise web.HTTPBadRequest(text='expected a JSON object {"workflow": "<yaml text>"}')
-        return body["workflow"], str(body.get("filename") or filename)
+        if not isinstance(body.get("inputs", {}), dict):
+            raise web.HTTPBadRequest(text="'inputs' must be an object of name -> value")
+        return body["workflow"], str(body.get("filename") or filename), dict(body.get("inputs") or {})
     try:
-        return raw.decode("utf-8"), filename
+        return raw.decode("utf-8"), filename, inputs
     except UnicodeDecodeError as error:
         raise web.HTTPBadRequest(text=f"the workflow is not UTF-8 text: {error}") from error
 
 
 async def submit(request: web.Request) -> web.Response:
-    source, filename = await _read_workflow(request)
-    submitted = await request.app[RUNS].submit(source, filename)
+    source, filename, inputs = await _read_workflow(request)
+    try:
+        submitted = await request.app[RUNS].submit(source, filename, inputs)
+    except InvalidInputs as error:
+        return problem(400, "invalid inputs", str(error), errors=[{"message": p} for p in error.problems])
     if submitted.run_id is None:
         body = to_problem(submitted.diagnostics)
         return web.json_response(body, status=400, content_type="application/problem+json")
@@ -89,7 +96,7 @@ async def submit(request: web.Request) -> web.Response:
 
 
 async def validate(request: web.Request) -> web.Response:
-    source, filename = await _read_workflow(request)
+    source, filename, _ = await _read_workflow(request)
     reply = await request.app[RUNS].compile(source, filename)
     diagnostics = [msgspec.convert(d, Diagnostic) for d in reply.diagnostics]
     return _json({"valid": not has_errors(diagnostics), "errors": msgspec.to_builtins(diagnostics)})
@@ -119,6 +126,30 @@ async def get_run(request: web.Request) -> web.Response:
     if state is None:
         raise web.HTTPNotFound(text=f"no run with id {run_id!r}")
     return _json(public_state(state))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """Ask to cancel a run: running steps are stopped on their agents, queued ones never start."""
+    run_id = request.match_info["run_id"]
+    state = await request.app[RUNS].state(run_id)
+    if state is None:
+        raise web.HTTPNotFound(text=f"no run with id {run_id!r}")
+    if state.finished:
+        return problem(409, "run already finished", f"run {run_id} is {state.status}; nothing to cancel")
+    await request.app[RUNS].request(run_id, RunCancelRequested(run_id=run_id))
+    return _json({"id": run_id, "status": "cancelling"}, 202)
+
+
+async def retry(request: web.Request) -> web.Response:
+    """Re-run what failed, was cancelled or skipped, keeping the steps that succeeded."""
+    run_id = request.match_info["run_id"]
+    state = await request.app[RUNS].state(run_id)
+    if state is None:
+        raise web.HTTPNotFound(text=f"no run with id {run_id!r}")
+    if not state.finished or state.status == "succeeded":
+        return problem(409, "run cannot be retried", f"run {run_id} is {state.status}; only failed or cancelled runs can be retried")
+    await request.app[RUNS].request(run_id, RunRetryRequested(run_id=run_id))
+    return _json({"id": run_id, "status": "retrying", "attempt": state.attempt + 1}, 202)
 
 
 async def get_logs(request: web.Request) -> web.StreamResponse:
@@ -162,7 +193,8 @@ async def watch(request: web.Request) -> web.StreamResponse:
             if kind == "event":
                 event = decode_event(msg.data)
                 await response.write(msgspec.json.encode({"kind": "event", **msgspec.to_builtins(event)}) + b"\n")
-                if isinstance(event, RunCompleted):
+                current = await runs.state(run_id) if isinstance(event, RunCompleted) else None
+                if isinstance(event, RunCompleted) and (current is None or event.attempt >= current.attempt):
                     expected_batches = await runs.log_batch_count(run_id)
             else:
                 log_batches_seen += 1
@@ -191,5 +223,7 @@ def make_app(runs: Runs, api_key: str | None) -> web.Application:
     app.router.add_get("/v1/workflows/{run_id}/logs", get_logs)
     app.router.add_get("/v1/workflows/{run_id}/events", get_events)
     app.router.add_get("/v1/workflows/{run_id}/watch", watch)
+    app.router.add_post("/v1/workflows/{run_id}/cancel", cancel)
+    app.router.add_post("/v1/workflows/{run_id}/retry", retry)
     app.router.add_post("/v1/validate", validate)
     return app

@@ -20,7 +20,17 @@ from nats.js.errors import KeyNotFoundError
 
 from waterflow_common import subjects
 from waterflow_common.diagnostics import Diagnostic
-from waterflow_common.messages import CompileReply, CompileRequest, LogBatch, RunCreated, decode_event, encode
+from waterflow_common.inputs import resolve_inputs
+from waterflow_common.messages import (
+    CompileReply,
+    CompileRequest,
+    LogBatch,
+    RunCancelRequested,
+    RunCreated,
+    RunRetryRequested,
+    decode_event,
+    encode,
+)
 from waterflow_common.state import RunState, decode_plan, decode_state, encode_state, initial_state
 from waterflow_common.streams import read_stored
 
@@ -30,6 +40,18 @@ _log_decoder = msgspec.json.Decoder(LogBatch)
 
 class ServiceUnavailable(Exception):
     """A service the request needs did not answer; the client may retry."""
+
+
+class InvalidInputs(Exception):
+    """The inputs given at submit do not match the workflow's declared inputs."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class Conflict(Exception):
+    """The request does not fit the run's current status (e.g. cancel a finished run)."""
 
 
 @dataclass
@@ -69,15 +91,18 @@ class Runs:
                     raise ServiceUnavailable("no compiler service answered; is `waterflow compiler` running?") from error
                 await asyncio.sleep(0.1)
 
-    async def submit(self, source: str, filename: str) -> Submitted:
+    async def submit(self, source: str, filename: str, inputs: dict[str, object] | None = None) -> Submitted:
         reply = await self.compile(source, filename)
         diagnostics = [msgspec.convert(d, Diagnostic) for d in reply.diagnostics]
         if reply.plan is None:
             return Submitted(run_id=None, diagnostics=diagnostics)
         plan = decode_plan(reply.plan)
+        values, problems = resolve_inputs(plan.inputs, inputs or {})
+        if problems:
+            raise InvalidInputs(problems)
         run_id = new_run_id()
         created = RunCreated(run_id=run_id, workflow=plan.name)
-        state = initial_state(run_id, plan, created.at)
+        state = initial_state(run_id, plan, created.at, values)
         stored: list[Any] = []
         try:
             await self.plans_kv.create(run_id, reply.plan)
@@ -95,6 +120,12 @@ class Runs:
                     pass
             raise ServiceUnavailable(f"could not store the run: {error or type(error).__name__}") from error
         return Submitted(run_id=run_id, diagnostics=diagnostics)
+
+    async def request(self, run_id: str, event: RunCancelRequested | RunRetryRequested) -> None:
+        """Append a cancel or retry request; the scheduler acts on it."""
+        await self.js.publish(
+            subjects.event(run_id, event.type), encode(event), headers={subjects.MSG_ID_HEADER: event.msg_id()},
+        )
 
     async def state(self, run_id: str) -> RunState | None:
         try:

@@ -1,42 +1,65 @@
 """The run state machine: (state, plan, event) -> new state + messages to publish.
 
-Pure code, no I/O: the service around it does the reading, writing and publishing, so every rule
-of how a run advances can be tested in microseconds and reasoned about on one page.
+Pure code, no I/O: the service around it reads, writes and publishes, so every rule of how a run
+advances is testable in microseconds. ``apply`` is idempotent: an event that was already applied
+(a redelivery, a second result from an agent that ran a redelivered task, a late timer) changes
+nothing and asks for nothing. That is what makes at-least-once delivery safe.
 
-``apply`` is idempotent: an event that was already applied (a redelivery, a duplicate result
-from a second agent that ran a redelivered task) changes nothing and asks for nothing. That is
-what makes at-least-once delivery safe.
+Shape of a run: jobs start when their ``needs`` are done and their ``if`` holds; a matrix or
+fan-out job expands into instances then; each job (instance) walks its steps in order, deciding
+each step's ``if`` just before it would run, so cleanup steps with ``always()`` still run after a
+failure or a cancel. Waiting (retry backoff, ``sleep``, timeouts) is a durable timer held by
+JetStream, which later delivers a ``timer.fired`` event.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 import msgspec
 
 from waterflow_common import subjects
+from waterflow_common.expressions import ExpressionError, evaluate_condition, evaluate_value, render
 from waterflow_common.messages import (
+    CancelStep,
     Event,
     JobCompleted,
     JobStarted,
+    RunCancelRequested,
     RunCompleted,
     RunCreated,
+    RunRetryRequested,
     StepDispatched,
     StepFailed,
+    StepRetrying,
+    StepSkipped,
     StepStarted,
     StepSucceeded,
     StepTask,
+    TimerFired,
+    TimerSet,
     encode,
     utcnow,
 )
-from waterflow_common.plan import JobPlan, Plan
-from waterflow_common.state import TERMINAL, JobState, Outgoing, RunState, StepState
+from waterflow_common.plan import JobPlan, Plan, RetryPolicy, StepPlan
+from waterflow_common.state import TERMINAL, AttemptRecord, JobState, Outgoing, RunState, StepState
+
+from . import contexts
+
+IN_PROGRESS = frozenset({"dispatched", "running", "retrying"})
+SLEEP_NODE = "sleep"
+
+Directory = Mapping[str, Sequence[str]]
+"""Healthy agents by server group, as the scheduler last saw them (for fan-out)."""
 
 
 class Effects:
     """Messages decided while applying one event, in the order they must be published."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, state: RunState, now: datetime) -> None:
+        self.state = state
         self.now = now
         self.outgoing: list[Outgoing] = []
 
@@ -45,119 +68,522 @@ class Effects:
             subject=subjects.event(event.run_id, event.type), msg_id=event.msg_id(), data=encode(event), at=self.now,
         ))
 
-    def task(self, task: StepTask) -> None:
+    def task(self, task: StepTask, agent: str | None) -> None:
+        subject = subjects.agent_tasks(agent) if agent else subjects.group_tasks(task.group)
+        self.outgoing.append(Outgoing(subject=subject, msg_id=f"{task.key}:task", data=encode(task), at=self.now))
+
+    def timer(self, kind: str, due: datetime, job: str | None = None, step: int | None = None, attempt: int | None = None) -> None:
+        run_id = self.state.run_id
+        timer_id = "-".join(str(p) for p in (kind, job, step, attempt, self.state.attempt) if p is not None)
+        due = due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due  # @at has second precision
+        fired = TimerFired(run_id=run_id, timer_id=timer_id, kind=kind, job_id=job, step_index=step, attempt=attempt, due_at=due)
         self.outgoing.append(Outgoing(
-            subject=subjects.group_tasks(task.group), msg_id=f"{task.key}:task", data=encode(task), at=self.now,
+            subject=subjects.timer_schedule(run_id, timer_id), msg_id=f"{run_id}:timer:{timer_id}", data=encode(fired),
+            at=self.now, headers={
+                subjects.SCHEDULE_HEADER: f"@at {due.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                subjects.SCHEDULE_TARGET_HEADER: subjects.event(run_id, fired.type),
+            },
+        ))
+        self.event(TimerSet(run_id=run_id, timer_id=timer_id, kind=kind, due_at=due, at=self.now))
+
+    def cancel_step(self, agent: str, job: JobState, step: StepState, reason: str) -> None:
+        command = CancelStep(run_id=self.state.run_id, job_id=job.id, step_index=step.index, attempt=step.attempt, reason=reason)
+        self.outgoing.append(Outgoing(
+            subject=subjects.agent_control(agent), msg_id=f"{command.key}:cancel", data=encode(command), at=self.now, stored=False,
         ))
 
 
-def apply(state: RunState, plan: Plan, event: Event, now: datetime | None = None) -> list[Outgoing]:
+def apply(state: RunState, plan: Plan, event: Event, now: datetime | None = None, directory: Directory | None = None) -> list[Outgoing]:
     """Apply ``event`` to ``state`` in place; return what must be published because of it."""
-    effects = Effects(now or utcnow())
-    if isinstance(event, RunCreated):
-        if state.status == "queued":
-            state.status = "running"
-            state.started_at = effects.now
-            _advance(state, plan, effects)
-    elif isinstance(event, StepStarted):
-        step = _step(state, event.job_id, event.step_index)
-        if step is not None and step.attempt == event.attempt and step.status == "dispatched":
+    run = _Run(state, plan, Effects(state, now or utcnow()), directory or {})
+    run.apply(event)
+    return run.effects.outgoing
+
+
+class _Run:
+    def __init__(self, state: RunState, plan: Plan, effects: Effects, directory: Directory) -> None:
+        self.state = state
+        self.plan = plan
+        self.effects = effects
+        self.directory = directory
+
+    @property
+    def now(self) -> datetime:
+        return self.effects.now
+
+    # --- events ------------------------------------------------------------------------------
+    def apply(self, event: Event) -> None:
+        state = self.state
+        if isinstance(event, RunCreated):
+            if state.status == "queued":
+                state.status = "running"
+                state.started_at = self.now
+                if self.plan.timeout_minutes:
+                    self.effects.timer("run-timeout", self.now + timedelta(minutes=self.plan.timeout_minutes))
+                self.advance()
+        elif isinstance(event, StepStarted):
+            self._step_started(event)
+        elif isinstance(event, (StepSucceeded, StepFailed)):
+            self._step_result(event)
+        elif isinstance(event, TimerFired):
+            self._timer(event)
+        elif isinstance(event, RunCancelRequested):
+            if not state.finished and not state.cancel_requested:
+                self.cancel(event.reason)
+        elif isinstance(event, RunRetryRequested):
+            if state.finished and state.status != "succeeded":
+                self._retry_run()
+
+    def _find(self, job_id: str, index: int | None) -> tuple[JobState, StepState] | None:
+        job = self.state.jobs.get(job_id)
+        if job is None or index is None or not 0 <= index < len(job.steps):
+            return None
+        return job, job.steps[index]
+
+    def _step_started(self, event: StepStarted) -> None:
+        found = self._find(event.job_id, event.step_index)
+        if found is None:
+            return
+        job, step = found
+        if step.attempt != event.attempt:
+            return
+        if step.status == "dispatched":
             step.status = "running"
             step.agent = event.agent
             step.started_at = event.at
-    elif isinstance(event, (StepSucceeded, StepFailed)):
-        step = _step(state, event.job_id, event.step_index)
-        if step is not None and step.attempt == event.attempt and step.status not in TERMINAL:
-            _finish_step(state, plan, step, event, effects)
-            _advance(state, plan, effects)
-    return effects.outgoing
+            if step.cancel_requested:
+                self.effects.cancel_step(event.agent, job, step, "run cancelled")
+        elif step.status == "cancelled" and step.agent is None:
+            # Cancelled while queued, but an agent took the task anyway: tell it to stop.
+            step.agent = event.agent
+            self.effects.cancel_step(event.agent, job, step, "run cancelled")
 
+    def _step_result(self, event: StepSucceeded | StepFailed) -> None:
+        found = self._find(event.job_id, event.step_index)
+        if found is None:
+            return
+        job, step = found
+        if step.attempt != event.attempt or step.status not in ("dispatched", "running"):
+            return
+        step.agent = event.agent
+        step.exit_code = event.exit_code
+        step.error = event.error
+        step.started_at = step.started_at or event.started_at
+        step.finished_at = event.at
+        if isinstance(event, StepSucceeded):
+            step.outputs = dict(event.outputs)
+            self._conclude(job, step, "success")
+        elif event.cancelled or step.cancel_requested:
+            self._conclude(job, step, "cancelled")
+        elif not self._maybe_retry(job, step, event.retryable):
+            self._conclude(job, step, "failure")
+        self.continue_job(job)
+        self.advance()
 
-def _step(state: RunState, job_id: str, index: int) -> StepState | None:
-    job = state.jobs.get(job_id)
-    if job is None or not 0 <= index < len(job.steps):
-        return None
-    return job.steps[index]
+    def _timer(self, event: TimerFired) -> None:
+        if event.kind == "run-timeout":
+            if not self.state.finished and not self.state.cancel_requested:
+                self.state.error = f"workflow timed out after {self.plan.timeout_minutes:g} minutes"
+                self.cancel(self.state.error)
+            return
+        job = self.state.jobs.get(event.job_id or "")
+        if job is None or job.status != "running":
+            return
+        if event.kind == "job-timeout":
+            if job.error is None:
+                self._job_timed_out(job)
+            return
+        found = self._find(job.id, event.step_index)
+        if found is None or found[1].attempt != event.attempt:
+            return
+        step = found[1]
+        if event.kind == "retry" and step.status == "retrying":
+            self._dispatch(job, step)
+        elif event.kind == "sleep" and step.status == "running":
+            step.finished_at = self.now
+            self.effects.event(StepSucceeded(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
+                                             attempt=step.attempt, agent="scheduler", at=self.now))
+            self._conclude(job, step, "success")
+            self.continue_job(job)
+            self.advance()
 
-
-def _finish_step(
-    state: RunState, plan: Plan, step: StepState, event: StepSucceeded | StepFailed, effects: Effects
-) -> None:
-    job_state = state.jobs[event.job_id]
-    job_plan = plan.jobs[event.job_id]
-    step.status = "succeeded" if isinstance(event, StepSucceeded) else "failed"
-    step.agent = event.agent
-    step.exit_code = event.exit_code
-    step.error = event.error
-    step.outputs = dict(event.outputs)
-    step.started_at = step.started_at or event.started_at
-    step.finished_at = event.at
-    failed = step.status == "failed" and not job_plan.steps[step.index].continue_on_error
-    next_index = step.index + 1
-    if failed:
-        for later in job_state.steps[next_index:]:
-            later.status = "skipped"
-        _complete_job(state, job_state, "failed", effects)
-    elif next_index < len(job_state.steps):
-        _dispatch(state, plan, job_plan, job_state.steps[next_index], effects)
-    else:
-        _complete_job(state, job_state, "succeeded", effects)
-
-
-def _complete_job(state: RunState, job: JobState, result: str, effects: Effects) -> None:
-    job.status = result  # type: ignore[assignment]
-    job.finished_at = effects.now
-    effects.event(JobCompleted(run_id=state.run_id, job_id=job.id, result=result, at=effects.now))
-
-
-def _dispatch(state: RunState, plan: Plan, job: JobPlan, step: StepState, effects: Effects) -> None:
-    step.attempt += 1
-    step.status = "dispatched"
-    step.dispatched_at = effects.now
-    step_plan = job.steps[step.index]
-    timeout = step_plan.timeout_minutes or job.timeout_minutes or plan.timeout_minutes
-    task = StepTask(
-        run_id=state.run_id,
-        job_id=job.id,
-        step=step_plan,
-        attempt=step.attempt,
-        group=job.runs_on,
-        env={**plan.env, **job.env, **step_plan.env},
-        timeout_seconds=None if timeout is None else float(timeout) * 60,
-    )
-    effects.task(task)
-    effects.event(StepDispatched(
-        run_id=state.run_id, job_id=job.id, step_index=step.index, attempt=step.attempt, group=job.runs_on,
-        at=effects.now,
-    ))
-
-
-def _advance(state: RunState, plan: Plan, effects: Effects) -> None:
-    """Start every job whose needs are met, skip those whose needs failed, finish the run."""
-    changed = True
-    while changed:
-        changed = False
-        for job_id, job in state.jobs.items():
-            if job.status != "pending":
-                continue
-            needs = [state.jobs[n] for n in job.needs]
-            if any(n.status not in TERMINAL for n in needs):
-                continue
-            changed = True
-            if all(n.status == "succeeded" or plan.jobs[n.id].continue_on_error for n in needs):
-                job.status = "running"
-                job.started_at = effects.now
-                effects.event(JobStarted(run_id=state.run_id, job_id=job_id, at=effects.now))
-                _dispatch(state, plan, plan.jobs[job_id], job.steps[0], effects)
+    # --- run level ---------------------------------------------------------------------------
+    def advance(self) -> None:
+        """Start every job whose needs are done, skip those whose ``if`` is false, end the run."""
+        if self.state.status != "running":
+            return
+        changed = True
+        while changed:
+            changed = False
+            for job in list(self.state.jobs.values()):
+                if job.status == "pending" and job.parent is None and all(
+                    self.state.jobs[n].status in TERMINAL for n in job.needs
+                ):
+                    self._start_or_skip_job(job)
+                    changed = True
+        top = [j for j in self.state.jobs.values() if j.parent is None]
+        if all(j.status in TERMINAL for j in top):
+            if self.state.cancel_requested:
+                status = "failed" if self.state.error and "timed out" in self.state.error else "cancelled"
+            elif any(j.status in ("failed", "cancelled") and not self.plan.jobs[j.job].continue_on_error for j in top):
+                status = "failed"
             else:
-                for step in job.steps:
-                    step.status = "skipped"
-                _complete_job(state, job, "skipped", effects)
-    if state.status == "running" and all(j.status in TERMINAL for j in state.jobs.values()):
-        failed = any(j.status == "failed" and not plan.jobs[j.id].continue_on_error for j in state.jobs.values())
-        state.status = "failed" if failed else "succeeded"
-        state.finished_at = effects.now
-        effects.event(RunCompleted(run_id=state.run_id, status=state.status, at=effects.now))
+                status = "succeeded"
+            self.state.status = status  # type: ignore[assignment]
+            self.state.finished_at = self.now
+            self.effects.event(RunCompleted(run_id=self.state.run_id, status=status, attempt=self.state.attempt, at=self.now))
+
+    def cancel(self, reason: str) -> None:
+        """Stop running steps, cancel queued ones; ``always()`` steps and jobs still run."""
+        self.state.cancel_requested = True
+        for job in list(self.state.jobs.values()):
+            if job.status == "pending" and job.parent is not None:
+                self._skip_job(job, "cancelled")
+            if job.status != "running" or job.is_aggregate:
+                continue
+            job.cancelled = True
+            self._stop_current_step(job, reason)
+            self.continue_job(job)
+        self.advance()
+
+    def _retry_run(self) -> None:
+        state = self.state
+        state.attempt += 1
+        state.status = "running"
+        state.cancel_requested = False
+        state.error = None
+        state.finished_at = None
+        for job_id, job in list(state.jobs.items()):
+            if job.status == "succeeded":
+                continue
+            if job.parent is not None:
+                del state.jobs[job_id]  # instances are made again when the job restarts
+                continue
+            job.status = "pending"
+            job.error = None
+            job.cancelled = False
+            job.finished_at = None
+            if job.instances:
+                job.instances = []
+            for step in job.steps:
+                if step.status != "succeeded":
+                    step.status = "pending"
+                    step.outcome = step.conclusion = None
+                    step.cancel_requested = False
+        self.advance()
+
+    # --- job level ---------------------------------------------------------------------------
+    def _start_or_skip_job(self, job: JobState) -> None:
+        job_plan = self.plan.jobs[job.job]
+        ctx = contexts.job_contexts(self.state, self.plan, job_plan)
+        try:
+            run_it = evaluate_condition(job_plan.if_ or "", ctx, status=contexts.job_status(self.state, self.plan, job_plan))
+        except ExpressionError as error:
+            self._fail_job(job, f"job 'if' could not be evaluated: {error}")
+            return
+        if not run_it:
+            self._skip_job(job, "cancelled" if self.state.cancel_requested else "skipped")
+            return
+        try:
+            group = self._resolve_group(job_plan, ctx)
+        except (ExpressionError, ValueError) as error:
+            self._fail_job(job, f"runs-on: {error}")
+            return
+        job.runs_on = group
+        if job.is_aggregate:
+            self._expand(job, job_plan, ctx)
+        else:
+            self._start_job(job)
+
+    def _resolve_group(self, job_plan: JobPlan, ctx: dict[str, object]) -> str:
+        value = evaluate_value(job_plan.runs_on, ctx)
+        if isinstance(value, Mapping):
+            value = value.get("group")
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"evaluated to {value!r}, expected a server group name")
+        return subjects.check_token(value, "server group")
+
+    def _expand(self, job: JobState, job_plan: JobPlan, ctx: dict[str, object]) -> None:
+        """Turn a matrix or fan-out job into its instances, and start as many as allowed."""
+        if job_plan.each:
+            agents = sorted(self.directory.get(job.runs_on, ()))
+            if not agents:
+                self._fail_job(job, f"no healthy agent in server group {job.runs_on!r} to fan out to")
+                return
+            combos: list[tuple[str, dict[str, object] | None, str | None]] = [
+                (f"{job.id}-{agent}", {"agent": agent}, agent) for agent in agents
+            ]
+        else:
+            matrix = list(job_plan.matrix)
+            if job_plan.matrix_expression:
+                try:
+                    matrix = _matrix_from_value(evaluate_value(job_plan.matrix_expression, ctx))
+                except (ExpressionError, ValueError) as error:
+                    self._fail_job(job, f"strategy.matrix: {error}")
+                    return
+            if not matrix:
+                self._fail_job(job, "strategy.matrix expanded to no combinations")
+                return
+            combos = [(f"{job.id}-{i + 1}", combo, None) for i, combo in enumerate(matrix)]
+        job.status = "running"
+        job.started_at = self.now
+        self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, at=self.now))
+        for instance_id, combo, agent in combos:
+            label = ", ".join(str(v) for v in (combo or {}).values())
+            self.state.jobs[instance_id] = JobState(
+                id=instance_id, job=job.id, name=f"{job.name} ({label})", runs_on=job.runs_on, parent=job.id,
+                matrix=combo, agent=agent,
+                steps=[StepState(index=s.index, name=s.name, id=s.id) for s in job_plan.steps],
+            )
+            job.instances.append(instance_id)
+        self._fill_slots(job)
+
+    def _fill_slots(self, aggregate: JobState) -> None:
+        limit = self.plan.jobs[aggregate.job].max_parallel or len(aggregate.instances)
+        instances = [self.state.jobs[i] for i in aggregate.instances]
+        running = sum(1 for i in instances if i.status == "running")
+        for instance in instances:
+            if running >= limit:
+                break
+            if instance.status == "pending":
+                self._start_job(instance)
+                running += 1
+
+    def _start_job(self, job: JobState) -> None:
+        job.status = "running"
+        job.started_at = self.now
+        self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, at=self.now))
+        minutes = self.plan.jobs[job.job].timeout_minutes
+        if minutes:
+            self.effects.timer("job-timeout", self.now + timedelta(minutes=minutes), job=job.id)
+        self.continue_job(job)
+
+    def continue_job(self, job: JobState) -> None:
+        """Run the job's next step whose ``if`` holds; finish the job when no step is left."""
+        if job.status != "running" or job.is_aggregate:
+            return
+        job_plan = self.plan.jobs[job.job]
+        for step in job.steps:
+            if step.status in TERMINAL:
+                continue
+            if step.status in IN_PROGRESS:
+                return
+            step_plan = job_plan.steps[step.index]
+            ctx = contexts.step_contexts(self.state, self.plan, job, step)
+            try:
+                run_it = evaluate_condition(step_plan.if_ or "", ctx, status=contexts.step_status(self.state, job))
+            except ExpressionError as error:
+                self._fail_without_running(job, step, f"step 'if' could not be evaluated: {error}")
+                continue
+            if not run_it:
+                step.status = "skipped"
+                step.outcome = step.conclusion = "skipped"
+                self.effects.event(StepSkipped(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
+                                               reason="condition false", at=self.now))
+                continue
+            if self._start_step(job, step, step_plan, ctx):
+                return
+        self._finish_job(job)
+
+    def _finish_job(self, job: JobState) -> None:
+        job_plan = self.plan.jobs[job.job]
+        if job.error:
+            result = "failed"
+        elif any(s.conclusion == "failure" for s in job.steps):
+            result = "failed"
+        elif job.cancelled:
+            result = "cancelled"
+        else:
+            result = "succeeded"
+        ctx = contexts.job_contexts(self.state, self.plan, job_plan, job)
+        ctx["steps"] = contexts.steps_context(job, len(job.steps))
+        for name, template in job_plan.outputs.items():
+            try:
+                job.outputs[name] = evaluate_value(template, ctx)
+            except ExpressionError as error:
+                job.error = job.error or f"output {name!r}: {error}"
+                result = "failed"
+        self._complete_job(job, result)
+
+    def _complete_job(self, job: JobState, result: str) -> None:
+        job.status = result  # type: ignore[assignment]
+        job.finished_at = self.now
+        self.effects.event(JobCompleted(run_id=self.state.run_id, job_id=job.id, result=result, at=self.now))
+        if job.parent is not None:
+            self._instance_done(self.state.jobs[job.parent], job)
+
+    def _instance_done(self, aggregate: JobState, instance: JobState) -> None:
+        job_plan = self.plan.jobs[aggregate.job]
+        instances = [self.state.jobs[i] for i in aggregate.instances]
+        if instance.status == "failed" and job_plan.fail_fast and not job_plan.each:
+            for sibling in instances:
+                if sibling.status == "pending":
+                    self._skip_job(sibling, "cancelled")
+                elif sibling.status == "running" and sibling is not instance:
+                    sibling.error = sibling.error or f"cancelled by fail-fast: {instance.name} failed"
+                    self._stop_current_step(sibling, "fail-fast")
+        self._fill_slots(aggregate)
+        if all(i.status in TERMINAL for i in instances) and aggregate.status == "running":
+            for i in instances:
+                aggregate.outputs.update(i.outputs)
+            failed = any(i.status in ("failed", "cancelled") for i in instances)
+            result = "failed" if failed else ("cancelled" if self.state.cancel_requested else "succeeded")
+            self._complete_job(aggregate, result)
+
+    def _skip_job(self, job: JobState, result: str) -> None:
+        for step in job.steps:
+            step.status = "skipped"
+            step.outcome = step.conclusion = "skipped"
+        self._complete_job(job, result)
+
+    def _fail_job(self, job: JobState, error: str) -> None:
+        job.error = error
+        for step in job.steps:
+            if step.status not in TERMINAL:
+                step.status = "skipped"
+        self._complete_job(job, "failed")
+
+    def _job_timed_out(self, job: JobState) -> None:
+        minutes = self.plan.jobs[job.job].timeout_minutes
+        job.error = f"job timed out after {minutes:g} minutes"
+        self._stop_current_step(job, "job timed out")
+        self.continue_job(job)
+        self.advance()
+
+    def _stop_current_step(self, job: JobState, reason: str) -> None:
+        for step in job.steps:
+            if step.status == "dispatched":
+                # Still queued: never let it start; if an agent takes it anyway it is told to stop.
+                step.cancel_requested = True
+                step.status = "cancelled"
+                step.outcome = step.conclusion = "cancelled"
+                step.finished_at = self.now
+            elif step.status == "running" and step.agent and step.agent != "scheduler":
+                step.cancel_requested = True
+                self.effects.cancel_step(step.agent, job, step, reason)
+            elif step.status in ("retrying", "running"):  # waiting on a timer (backoff or sleep)
+                step.status = "cancelled"
+                step.outcome = step.conclusion = "cancelled"
+                step.finished_at = self.now
+
+    # --- step level --------------------------------------------------------------------------
+    def _conclude(self, job: JobState, step: StepState, outcome: str) -> None:
+        step.outcome = outcome
+        continue_on_error = self.plan.jobs[job.job].steps[step.index].continue_on_error
+        step.conclusion = "success" if outcome == "failure" and continue_on_error else outcome
+        step.status = {"success": "succeeded", "failure": "failed", "cancelled": "cancelled"}[outcome]  # type: ignore[assignment]
+        step.attempts.append(AttemptRecord(
+            attempt=step.attempt, status=step.status, agent=step.agent, exit_code=step.exit_code, error=step.error,
+            started_at=step.started_at, finished_at=step.finished_at,
+        ))
+
+    def _fail_without_running(self, job: JobState, step: StepState, error: str) -> None:
+        step.error = error
+        step.finished_at = self.now
+        self._conclude(job, step, "failure")
+
+    def _maybe_retry(self, job: JobState, step: StepState, retryable: bool) -> bool:
+        policy = self.plan.jobs[job.job].steps[step.index].retry
+        if policy is None or not retryable or job.cancelled or job.error:
+            return False
+        tried = sum(1 for a in step.attempts if a.attempt > 0) + 1
+        if tried >= policy.attempts:
+            return False
+        step.attempts.append(AttemptRecord(
+            attempt=step.attempt, status="failed", agent=step.agent, exit_code=step.exit_code, error=step.error,
+            started_at=step.started_at, finished_at=step.finished_at,
+        ))
+        delay = backoff_delay(policy, tried)
+        step.status = "retrying"
+        self.effects.event(StepRetrying(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
+                                        attempt=step.attempt, delay=delay, at=self.now))
+        if delay <= 0:
+            self._dispatch(job, step)
+        else:
+            self.effects.timer("retry", self.now + timedelta(seconds=delay), job=job.id, step=step.index, attempt=step.attempt)
+        return True
+
+    def _start_step(self, job: JobState, step: StepState, step_plan: StepPlan, ctx: dict[str, object]) -> bool:
+        """Begin a step; False if it could not start (it is then failed and the walk goes on)."""
+        if step_plan.uses and step_plan.uses.split("@")[0] == SLEEP_NODE:
+            try:
+                seconds = _seconds(evaluate_value(dict(step_plan.with_), ctx).get("seconds", 0))  # type: ignore[union-attr]
+            except (ExpressionError, ValueError) as error:
+                self._fail_without_running(job, step, f"sleep: {error}")
+                return False
+            step.attempt += 1
+            step.status = "running"
+            step.agent = "scheduler"
+            step.started_at = self.now
+            self.effects.timer("sleep", self.now + timedelta(seconds=seconds), job=job.id, step=step.index, attempt=step.attempt)
+            return True
+        return self._dispatch(job, step, ctx)
+
+    def _dispatch(self, job: JobState, step: StepState, ctx: dict[str, object] | None = None) -> bool:
+        job_plan = self.plan.jobs[job.job]
+        step_plan = job_plan.steps[step.index]
+        ctx = ctx or contexts.step_contexts(self.state, self.plan, job, step)
+        try:
+            concrete = msgspec.structs.replace(
+                step_plan,
+                run=None if step_plan.run is None else render(step_plan.run, ctx),
+                with_=evaluate_value(dict(step_plan.with_), ctx) if step_plan.with_ else {},
+            )
+        except ExpressionError as error:
+            self._fail_without_running(job, step, f"expression error: {error}")
+            return False
+        step.attempt += 1
+        step.status = "dispatched"
+        step.dispatched_at = self.now
+        step.started_at = step.finished_at = None
+        step.exit_code = None
+        step.error = None
+        step.agent = None
+        timeout = step_plan.timeout_minutes or job_plan.timeout_minutes or self.plan.timeout_minutes
+        task = StepTask(
+            run_id=self.state.run_id, job_id=job.id, step=concrete, attempt=step.attempt, group=job.runs_on,
+            env=dict(ctx["env"]),  # type: ignore[arg-type]
+            timeout_seconds=None if timeout is None else float(timeout) * 60,
+        )
+        self.effects.task(task, job.agent)
+        self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
+                                          attempt=step.attempt, group=job.runs_on, at=self.now))
+        return True
+
+
+def backoff_delay(policy: RetryPolicy, failed_attempts: int) -> float:
+    """Seconds before the next attempt after ``failed_attempts`` failures (1 = first retry)."""
+    return min(policy.initial_interval * policy.backoff_coefficient ** (failed_attempts - 1), policy.max_interval)
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"'seconds' must be a number, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"'seconds' must be a positive number, got {value!r}")
+    return seconds
+
+
+def _matrix_from_value(value: object) -> list[dict[str, object]]:
+    """A dynamic matrix: a list of combinations, or a mapping of lists (cross product) + include."""
+    if isinstance(value, list):
+        if not all(isinstance(c, dict) for c in value):
+            raise ValueError("a matrix list must contain objects")
+        return [dict(c) for c in value]
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object or a list, got {type(value).__name__}")
+    combos: list[dict[str, object]] = [{}]
+    for key, options in value.items():
+        if key in ("include", "exclude"):
+            continue
+        if not isinstance(options, list):
+            raise ValueError(f"matrix key {key!r} must be a list")
+        combos = [{**c, key: o} for c in combos for o in options]
+    combos = [c for c in combos if c] if any(k not in ("include", "exclude") for k in value) else []
+    for extra in value.get("include") or []:
+        combos.append(dict(extra))
+    return combos
 
 
 def snapshot(state: RunState) -> bytes:

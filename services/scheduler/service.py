@@ -19,6 +19,7 @@ import asyncio
 from collections import defaultdict
 
 import msgspec
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
@@ -28,6 +29,7 @@ from waterflow_common import bus, subjects
 from waterflow_common.log import get_logger
 from waterflow_common.messages import Event, decode_event
 from waterflow_common.plan import Plan
+from waterflow_common.pulling import Puller
 from waterflow_common.settings import SchedulerSettings
 from waterflow_common.state import Outgoing, RunState, decode_plan, decode_state, encode_state
 
@@ -39,9 +41,10 @@ MAX_CONFLICT_RETRIES = 50
 
 
 class Scheduler:
-    def __init__(self, settings: SchedulerSettings, js: JetStreamContext, runs: KeyValue, plans: KeyValue) -> None:
+    def __init__(self, settings: SchedulerSettings, nc: Client, runs: KeyValue, plans: KeyValue) -> None:
         self.settings = settings
-        self.js = js
+        self.nc = nc
+        self.js = nc.jetstream()
         self.runs = runs
         self.plans = plans
         self._plans: dict[str, Plan] = {}
@@ -85,7 +88,7 @@ class Scheduler:
             assert entry.value is not None
             state = decode_state(entry.value)
             before = entry.value
-            outgoing = machine.apply(state, plan, event)
+            outgoing = machine.apply(state, plan, event, directory=await self._directory(plan))
             state.outbox = self._prune(state) + outgoing
             after = encode_state(state)
             if after == before:
@@ -98,6 +101,22 @@ class Scheduler:
             log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
             return state
         raise RuntimeError(f"run {event.run_id}: too many concurrent updates")
+
+    async def _directory(self, plan: Plan) -> dict[str, list[str]]:
+        """Healthy agents of the groups this plan fans out to (empty when it has no fan-out)."""
+        groups = {(job.runs_on, job.labels) for job in plan.jobs.values() if job.each}
+        if not groups:
+            return {}
+        from waterflow_common.agents import healthy_agents
+
+        directory: dict[str, list[str]] = {}
+        for group, labels in groups:
+            try:
+                agents = await healthy_agents(self.js, group, labels)
+            except ValueError:  # runs-on is an expression; resolved at run time
+                continue
+            directory[group] = [agent.name for agent in agents]
+        return directory
 
     def _prune(self, state: RunState) -> list[Outgoing]:
         """Keep outbox entries this scheduler has not published itself (someone else's, or new)."""
@@ -113,21 +132,30 @@ class Scheduler:
         for entry in state.outbox:
             if entry.msg_id in self._published:
                 continue
-            await self.js.publish(entry.subject, entry.data, headers={subjects.MSG_ID_HEADER: entry.msg_id})
+            if entry.stored:
+                headers = {subjects.MSG_ID_HEADER: entry.msg_id, **entry.headers}
+                await self.js.publish(entry.subject, entry.data, headers=headers)
+            else:
+                await self.nc.publish(entry.subject, entry.data)
             self._published.add(entry.msg_id)
 
 
 async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
-    nc = await bus.connect(settings, "waterflow-scheduler")
+    puller: Puller | None = None
+
+    async def on_reconnect() -> None:
+        if puller is not None:
+            puller.reset()
+
+    nc = await bus.connect(settings, "waterflow-scheduler", on_reconnect=on_reconnect)
     js = nc.jetstream()
     await bus.provision(js)
-    await bus.ensure_consumer(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())
-    scheduler = Scheduler(settings, js, await js.key_value(subjects.RUNS_BUCKET), await js.key_value(subjects.PLANS_BUCKET))
-    psub = await js.pull_subscribe_bind(subjects.SCHEDULER_CONSUMER, subjects.EVENTS_STREAM)
+    scheduler = Scheduler(settings, nc, await js.key_value(subjects.RUNS_BUCKET), await js.key_value(subjects.PLANS_BUCKET))
+    puller = Puller(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())
     log.info("scheduler.ready")
     stopping = asyncio.create_task(stop.wait())
     while not stop.is_set():
-        fetch = asyncio.create_task(_fetch(psub, settings.batch_size))
+        fetch = asyncio.create_task(puller.fetch(settings.batch_size, timeout=1.0))
         done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if fetch not in done:
             fetch.cancel()
@@ -136,17 +164,6 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         if msgs:
             await _handle_batch(scheduler, msgs)
     await nc.drain()
-
-
-async def _fetch(psub: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
-    try:
-        return await psub.fetch(batch, timeout=1.0)
-    except asyncio.TimeoutError:
-        return []
-    except Exception as error:  # connection blips: keep the loop alive, nats-py reconnects
-        log.warning("fetch.failed", error=str(error) or type(error).__name__)
-        await asyncio.sleep(0.5)
-        return []
 
 
 async def _handle_batch(scheduler: Scheduler, msgs: list[Msg]) -> None:

@@ -1,0 +1,127 @@
+"""The ``${{ }}`` contexts of a run at one point of its execution, built from its state.
+
+The scheduler evaluates expressions (``if:``, ``with:``, ``env:``, job outputs, a dynamic
+``runs-on`` or matrix) at the moment they are needed, from the run's recorded state, so a
+re-evaluation after a crash gives the same answer. Names follow GitHub (``steps.<id>.outputs``,
+``needs.<job>.result`` with success/failure/cancelled/skipped); ``github`` is provided as an
+alias of ``waterflow`` so copied workflows keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waterflow_common.expressions import JobStatus, evaluate_value
+from waterflow_common.plan import JobPlan, Plan, StepPlan
+from waterflow_common.state import JobState, RunState, StepState
+
+RESULT_NAMES = {
+    "succeeded": "success",
+    "failed": "failure",
+    "cancelled": "cancelled",
+    "skipped": "skipped",
+}
+
+
+def result_name(status: str) -> str | None:
+    return RESULT_NAMES.get(status)
+
+
+def _evaluated_env(raw: dict[str, str], contexts: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in raw.items():
+        evaluated = evaluate_value(value, contexts)
+        out[key] = "" if evaluated is None else (evaluated if isinstance(evaluated, str) else _to_text(evaluated))
+    return out
+
+
+def _to_text(value: Any) -> str:
+    from waterflow_common.expressions import to_string
+
+    return to_string(value)
+
+
+def run_context(state: RunState, plan: Plan) -> dict[str, Any]:
+    """Contexts available everywhere in the run."""
+    run = {
+        "id": state.run_id,
+        "run_id": state.run_id,
+        "run_attempt": state.attempt,
+        "workflow": plan.name,
+        "event_name": "manual",
+    }
+    return {"inputs": dict(state.inputs), "vars": dict(plan.vars), "secrets": {}, "waterflow": run, "github": run, "run": run,
+            "workflow": {"name": plan.name}}
+
+
+def needs_context(state: RunState, job: JobPlan) -> dict[str, Any]:
+    return {
+        need: {"result": result_name(state.jobs[need].status), "outputs": dict(state.jobs[need].outputs)}
+        for need in job.needs
+    }
+
+
+def job_contexts(state: RunState, plan: Plan, job_plan: JobPlan, job: JobState | None = None) -> dict[str, Any]:
+    """For job-level fields (``if``, ``runs-on``, matrix): no ``steps`` yet."""
+    contexts = run_context(state, plan)
+    contexts["needs"] = needs_context(state, job_plan)
+    contexts["env"] = _evaluated_env(plan.env, contexts)
+    if job is not None and job.matrix is not None:
+        contexts["matrix"] = dict(job.matrix)
+        contexts["strategy"] = {"fail-fast": job_plan.fail_fast, "max-parallel": job_plan.max_parallel}
+    else:
+        contexts["matrix"] = {}
+    return contexts
+
+
+def steps_context(job: JobState, before: int) -> dict[str, Any]:
+    steps: dict[str, Any] = {}
+    for step in job.steps[:before]:
+        if step.id:
+            steps[step.id] = {"outputs": dict(step.outputs), "outcome": step.outcome, "conclusion": step.conclusion}
+    return steps
+
+
+def step_contexts(state: RunState, plan: Plan, job: JobState, step: StepState) -> dict[str, Any]:
+    """For step-level fields (``if``, ``with``, ``env``, the ``run`` script)."""
+    job_plan = plan.jobs[job.job]
+    contexts = job_contexts(state, plan, job_plan, job)
+    contexts["env"] = {**contexts["env"], **_evaluated_env(job_plan.env, contexts)}
+    contexts["steps"] = steps_context(job, step.index)
+    contexts["job"] = {"status": job_result_so_far(state, job).lower()}
+    step_plan: StepPlan = job_plan.steps[step.index]
+    contexts["env"] = {**contexts["env"], **_evaluated_env(step_plan.env, contexts)}
+    if job.agent:
+        contexts["agent"] = {"name": job.agent, "group": job.runs_on}
+    return contexts
+
+
+def job_result_so_far(state: RunState, job: JobState) -> str:
+    if job.cancelled or job.error:
+        return "cancelled"
+    if any(s.conclusion == "failure" for s in job.steps):
+        return "failure"
+    return "success"
+
+
+def step_status(state: RunState, job: JobState) -> JobStatus:
+    """What success()/failure()/cancelled() mean for the next step of ``job``."""
+    return JobStatus.from_result(job_result_so_far(state, job))  # type: ignore[arg-type]
+
+
+def job_status(state: RunState, plan: Plan, job_plan: JobPlan) -> JobStatus:
+    """What success()/failure()/cancelled() mean for a job about to start (over its needs).
+
+    A needed job that failed with ``continue-on-error`` counts as succeeded here.
+    """
+    if state.cancel_requested:
+        return JobStatus.from_result("cancelled")
+    results = [
+        "succeeded" if state.jobs[n].status == "failed" and plan.jobs[n].continue_on_error else state.jobs[n].status
+        for n in job_plan.needs
+    ]
+    if any(r in ("failed", "cancelled") for r in results):
+        return JobStatus(success=False, failure=True, cancelled=False)
+    if all(r == "succeeded" for r in results):
+        return JobStatus()
+    return JobStatus(success=False, failure=False, cancelled=False)
