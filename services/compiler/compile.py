@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
-from waterflow_common.diagnostics import Diagnostic
+from waterflow_common.diagnostics import Diagnostic, has_errors
 from waterflow_common.plan import JobPlan, Plan
 
 from . import expression_check, graph, jobs, schema, toplevel, yaml_source
@@ -33,7 +33,7 @@ def compile_workflow(source: str, filename: str = "workflow.yml", *,
     ('web', [])
     """
     document, positions, diagnostics = yaml_source.load(source, filename)
-    if document is None:
+    if document is None and has_errors(diagnostics):
         return None, diagnostics
     report = Report(filename, positions)
     report.extend(diagnostics)

@@ -120,7 +120,7 @@ def _check_expression(report: Report, facts: Facts, where: Field, path: Path, va
             env_name = re.sub(r"[^A-Za-z0-9]+", "_", parts[-1]).upper() or "VALUE"
             report.warning(path, "untrusted-input-in-script",
                            f"'{shown}' is pasted into the script as text; a crafted value can run commands",
-                           f"pass it through the environment instead: 'env: {{{env_name}: ${{{{ {shown} }}}}}}' and use \"${env_name}\" in the script",
+                           f"pass it through the environment: add '{env_name}: ${{{{ {shown} }}}}' under the step's 'env:' and use \"${env_name}\" in the script",
                            at=at(offset))
 
 

@@ -26,7 +26,7 @@ _TYPE_NAMES = {
     "string": "a string",
     "number": "a number",
     "integer": "a whole number",
-    "boolean": "true or false",
+    "boolean": "a boolean",
     "null": "nothing (null)",
 }
 
@@ -71,6 +71,10 @@ def _expected_types(error: ValidationError) -> list[str]:
     return types
 
 
+def _either(options: list[str]) -> str:
+    return options[0] if len(options) == 1 else ", ".join(options[:-1]) + " or " + options[-1]
+
+
 def check(document: Any, positions: Positions, filename: str) -> list[Diagnostic]:
     """Validate ``document`` against the workflow schema; one diagnostic per violation."""
     diagnostics: list[Diagnostic] = []
@@ -102,12 +106,15 @@ def _translate(error: ValidationError, positions: Positions, filename: str) -> l
         return [at(path, "missing-key", f"{where} is missing the required key {missing!r}")]
     if error.validator == "type" or error.validator in ("anyOf", "oneOf"):
         if error.validator != "type" and error.context:
-            # If the value had the right shape for one alternative, report what is wrong inside it.
+            # If the value had the right type for one alternative, report what is wrong inside it.
+            right_type = [e for e in error.context if e.validator not in ("type", "pattern", "anyOf", "oneOf")]
+            if right_type:
+                return _translate(min(right_type, key=lambda e: len(e.absolute_path)), positions, filename)
             deep = best_match(error.context)
             if deep is not None and deep.validator not in ("type", "pattern") and list(deep.absolute_path) != list(path):
                 return _translate(deep, positions, filename)
         expected = _expected_types(error) or [str(error.validator_value)]
-        return [at(path, "type", f"{where} must be {' or '.join(expected)}, found {_describe(error.instance)}")]
+        return [at(path, "type", f"{where} must be {_either(expected)}, found {_describe(error.instance)}")]
     if error.validator == "minProperties":
         return [at(path, "empty", f"{where} must not be empty", "define at least one job")]
     if error.validator == "pattern":
@@ -116,6 +123,10 @@ def _translate(error: ValidationError, positions: Positions, filename: str) -> l
     if error.validator == "enum":
         options = ", ".join(map(str, error.validator_value))
         return [at(path, "invalid-value", f"{where} must be one of {options}, found {error.instance!r}")]
-    if error.validator in ("minimum", "exclusiveMinimum"):
-        return [at(path, "invalid-value", f"{where} is too small ({error.instance!r}): {error.message}")]
+    if error.validator == "minimum":
+        return [at(path, "invalid-value", f"{where} must be at least {error.validator_value}, found {error.instance!r}")]
+    if error.validator == "exclusiveMinimum":
+        return [at(path, "invalid-value", f"{where} must be more than {error.validator_value}, found {error.instance!r}")]
+    if error.validator == "minLength":
+        return [at(path, "invalid-value", f"{where} must not be empty")]
     return [at(path, "schema", f"{where}: {error.message}")]

@@ -72,14 +72,21 @@ class Positions:
         span = self.spans.get(path)
         if span is None or not anchor_text:
             return self.of_value(path)
-        occurrence = value.count(anchor_text, 0, anchor)
         raw = self.source[span[0]:span[1]]
-        found = -1
-        for _ in range(occurrence + 1):
-            found = raw.find(anchor_text, found + 1)
-            if found < 0:
-                return self.of_value(path)
-        return self.line_col(span[0] + found + (offset - anchor))
+        # The whole expression first; if escapes changed it (``''`` in a quoted scalar), its part
+        # before ``offset``, which usually has no escapes.
+        for needle in (anchor_text, value[anchor:offset]):
+            if not needle:
+                continue
+            occurrence = value.count(needle, 0, anchor)
+            found = -1
+            for _ in range(occurrence + 1):
+                found = raw.find(needle, found + 1)
+                if found < 0:
+                    break
+            if found >= 0:
+                return self.line_col(span[0] + found + (offset - anchor))
+        return self.of_value(path)
 
 
 class _Resolver(yaml.resolver.BaseResolver):
