@@ -141,7 +141,9 @@ class StepSucceeded(_StepResult, frozen=True, kw_only=True, tag="step.succeeded"
 
 
 class StepFailed(_StepResult, frozen=True, kw_only=True, tag="step.failed"):
-    pass
+    retryable: bool = True
+    """False when no retry can help (unknown node, invalid ``with:``, NonRetryableError from a
+    node): the scheduler then fails the step without using its remaining ``retry:`` attempts."""
 
 
 class StepRetrying(_StepAttemptEvent, frozen=True, kw_only=True, tag="step.retrying"):
