@@ -5,5 +5,6 @@ function, so ``waterflow validate`` runs it locally without any service.
 """
 
 from .compile import compile_workflow
+from .nodes import NodeCatalog, default_catalog
 
-__all__ = ["compile_workflow"]
+__all__ = ["NodeCatalog", "compile_workflow", "default_catalog"]

@@ -32,7 +32,13 @@ def handle(data: bytes) -> CompileReply:
     except msgspec.DecodeError as error:
         bad = Diagnostic(path="<request>", line=1, col=1, rule="request", message=f"malformed compile request: {error}")
         return CompileReply(diagnostics=[msgspec.to_builtins(bad)])
-    plan, diagnostics = compile_workflow(request.source, request.filename)
+    try:
+        plan, diagnostics = compile_workflow(request.source, request.filename)
+    except Exception:  # noqa: BLE001 - a compiler bug must not take the service down; the user sees a diagnostic
+        log.exception("compile.crashed", filename=request.filename)
+        bug = Diagnostic(path=request.filename, line=1, col=1, rule="internal",
+                         message="the compiler failed on this file; this is a Waterflow bug, please report it")
+        return CompileReply(diagnostics=[msgspec.to_builtins(bug)])
     return CompileReply(
         plan=encode_plan(plan) if plan is not None else None,
         diagnostics=[msgspec.to_builtins(d) for d in diagnostics],
