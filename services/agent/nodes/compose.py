@@ -114,7 +114,7 @@ class ComposeUp(Node):
         finally:
             if temporary:
                 file.unlink(missing_ok=True)
-        client = docker_client(ctx)
+        client = await docker_client(ctx)
         try:
             states = await service_states(ctx, client, params["project"])
             if params["wait"]:
@@ -157,7 +157,7 @@ class ComposeDown(Node):
     outputs = {"project": "the project name", "removed": "JSON list of the services whose containers were removed"}
 
     async def execute(self, ctx: NodeContext, params: dict[str, Any]) -> dict[str, str]:
-        client = docker_client(ctx)
+        client = await docker_client(ctx)
         try:
             before = await service_states(ctx, client, params["project"])
             # Without a file, an empty project plus --remove-orphans removes every container of it.

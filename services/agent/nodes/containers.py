@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from waterflow_common.errors import NonRetryableError, RetryableError
@@ -23,13 +24,18 @@ COMMAND = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "st
 MAX_LOG_OUTPUT = 64 * 1024
 
 
-def docker_client(ctx: NodeContext) -> Any:
+async def docker_client(ctx: NodeContext) -> Any:
+    """A client for the engine named by the step env; RetryableError if it does not answer."""
     import docker
 
+    host = ctx.env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    # docker-py leaks its socket when the first connection fails: check a unix socket ourselves.
+    if host.startswith("unix://") and not Path(host[len("unix://"):]).exists():
+        raise RetryableError(f"cannot reach the container engine: no socket at {host} (is it running? is DOCKER_HOST right?)")
     try:
-        return docker.DockerClient.from_env(environment=ctx.env)
+        return await asyncio.to_thread(docker.DockerClient.from_env, environment=ctx.env)
     except docker.errors.DockerException as error:
-        raise RetryableError(f"cannot reach the container engine (DOCKER_HOST={ctx.env.get('DOCKER_HOST', 'unset')}): {error}") from None
+        raise RetryableError(f"cannot reach the container engine (DOCKER_HOST={host}): {error}") from None
 
 
 async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -91,7 +97,7 @@ class Docker(Node):
     }
 
     async def execute(self, ctx: NodeContext, params: dict[str, Any]) -> dict[str, str]:
-        client = docker_client(ctx)
+        client = await docker_client(ctx)
         try:
             action = params["action"]
             handler = getattr(self, f"_{action}")

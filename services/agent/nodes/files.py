@@ -137,7 +137,7 @@ class FileDownload(Node):
         "oneOf": [{"required": ["name"]}, {"required": ["object"]}],
         "properties": {
             **_NAME_PROPERTIES,
-            "path": {"type": "string", "description": "Destination, relative to the working directory (default: the object's file name)."},
+            "path": {"type": "string", "description": "Destination file, or directory ending in /, relative to the working directory (default: the object name's last part)."},
             "mode": {"type": "string", "pattern": "^0?[0-7]{3,4}$", "description": "File permissions, e.g. '0755' (default: the uploaded file's)."},
             "overwrite": {"type": "boolean", "default": True, "description": "Replace an existing file (false: fail instead)."},
             "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "Expected hex SHA-256; fail if the content differs."},
@@ -150,7 +150,7 @@ class FileDownload(Node):
 
         name = object_name(ctx, params, "")
         target = ctx.path(params.get("path") or Path(name).name)
-        if target.is_dir():
+        if target.is_dir() or str(params.get("path", "")).endswith("/"):
             target = ctx.path(str(target / Path(name).name))
         if target.exists() and not params["overwrite"]:
             raise NonRetryableError(f"{target} exists and overwrite is false")
