@@ -126,7 +126,7 @@ def _check_expression(report: Report, facts: Facts, where: Field, path: Path, va
 
 def _untrusted(parts: list[str]) -> bool:
     head = parts[0].lower()
-    return head == "inputs" or (head == "github" and len(parts) > 1 and parts[1].lower() == "event")
+    return head == "inputs" or (head in ("github", "waterflow") and len(parts) > 1 and parts[1].lower() == "event")
 
 
 def _check_functions(report: Report, where: Field, path: Path, expression: Expression, text: str, at: Any) -> None:
@@ -205,6 +205,10 @@ def _check_reference(facts: Facts, where: Field, job: JobFacts | None, parts: li
         earlier = {sid.lower() for index, sid in job.step_ids if index < limit}
         if name.lower() not in earlier:
             all_ids = [sid for _, sid in job.step_ids]
+            own = [sid for index, sid in job.step_ids if index == where.step_index]
+            if own and own[0].lower() == name.lower():
+                return ("undefined-step", f"step {name!r} cannot read its own results",
+                        "use them in a later step, or in the job's 'outputs'")
             if where.step_index is not None and name.lower() in {s.lower() for s in all_ids}:
                 return ("undefined-step", f"step {name!r} runs after this one, so its results are not available yet",
                         "only earlier steps of the same job can be referenced")

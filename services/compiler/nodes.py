@@ -9,8 +9,9 @@ minimal built-in catalog keeps the compiler usable on its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
+from pathlib import Path as FilePath
 from typing import Any, TypeAlias
 
 import jsonschema
@@ -54,6 +55,41 @@ def default_catalog() -> NodeCatalog:
     for name, versions in MINIMAL_CATALOG.items():
         catalog.setdefault(name, versions)
     return catalog
+
+
+def with_specs(catalog: NodeCatalog, specs: Iterable[Any]) -> NodeCatalog:
+    """``catalog`` plus nodes described by ``specs`` (objects or mappings with ``name``, ``version``,
+    ``schema`` and ``status``, as agents publish them in their registration). A node without a
+    schema accepts any ``with:``; failed plugins are left out, so using one is an error."""
+    merged: dict[str, dict[str, Mapping[str, Any]]] = {name: dict(versions) for name, versions in catalog.items()}
+    for spec in specs:
+        get = spec.get if isinstance(spec, Mapping) else (lambda key, s=spec: getattr(s, key, None))
+        name, version, schema = get("name"), get("version"), get("schema")
+        if get("status") not in (None, "ok") or not isinstance(name, str) or not isinstance(version, str):
+            continue
+        merged.setdefault(name, {}).setdefault(version, schema if isinstance(schema, Mapping) and schema else {"type": "object"})
+    return merged
+
+
+def local_catalog(plugin_dir: FilePath | None = None) -> NodeCatalog:
+    """The built-in nodes plus the plugins this machine would load (entry points, ``plugin_dir``);
+    what ``waterflow validate`` checks against. Best effort: a broken plugin is simply missing.
+
+    ``plugin_dir`` defaults to the local agent's (``WATERFLOW_WORK_DIR``/../plugins).
+    """
+    try:
+        if plugin_dir is None:
+            from waterflow_agent.nodes.registry import default_plugin_dir  # type: ignore[import-not-found]
+            from waterflow_common.settings import AgentSettings, load
+
+            plugin_dir = default_plugin_dir(load(AgentSettings))
+        from waterflow_agent.nodes.catalog import describe  # type: ignore[import-not-found]
+        from waterflow_agent.nodes.registry import NodeRegistry  # type: ignore[import-not-found]
+
+        specs = describe(NodeRegistry(plugin_dir if plugin_dir is not None and plugin_dir.is_dir() else None))
+    except Exception:  # noqa: BLE001 - plugins are optional here; the agents check them again
+        return default_catalog()
+    return with_specs(default_catalog(), specs)
 
 
 _validators: dict[int, tuple[Mapping[str, Any], Any]] = {}

@@ -20,20 +20,24 @@ from waterflow_common.settings import CompilerSettings
 from waterflow_common.state import encode_plan
 
 from .compile import compile_workflow
+from .nodes import NodeCatalog, default_catalog, with_specs
 
 log = get_logger("waterflow.compiler")
 _request_decoder = msgspec.json.Decoder(CompileRequest)
 
 
-def handle(data: bytes) -> CompileReply:
-    """Compile one request; a malformed request is a diagnostic too, never a crash."""
+def handle(data: bytes, nodes: NodeCatalog | None = None) -> CompileReply:
+    """Compile one request; a malformed request is a diagnostic too, never a crash.
+
+    ``nodes``: the catalog to check ``uses:`` against (default: the built-in nodes).
+    """
     try:
         request = _request_decoder.decode(data)
     except msgspec.DecodeError as error:
         bad = Diagnostic(path="<request>", line=1, col=1, rule="request", message=f"malformed compile request: {error}")
         return CompileReply(diagnostics=[msgspec.to_builtins(bad)])
     try:
-        plan, diagnostics = compile_workflow(request.source, request.filename)
+        plan, diagnostics = compile_workflow(request.source, request.filename, nodes=nodes)
     except Exception:  # noqa: BLE001 - a compiler bug must not take the service down; the user sees a diagnostic
         log.exception("compile.crashed", filename=request.filename)
         bug = Diagnostic(path=request.filename, line=1, col=1, rule="internal",
@@ -45,12 +49,43 @@ def handle(data: bytes) -> CompileReply:
     )
 
 
+class _RegisteredNodes:
+    """Built-in nodes plus those agents register (plugins), re-read at most every few seconds.
+
+    Plugin nodes exist only on the agents that load them; their registrations in KV ``wf_agents``
+    carry each node's schema, so a workflow using a plugin compiles once an agent offers it.
+    """
+
+    REFRESH_SECONDS = 5.0
+
+    def __init__(self, js: object) -> None:
+        self._js = js
+        self._catalog: NodeCatalog = default_catalog()
+        self._read_at = float("-inf")
+
+    async def get(self) -> NodeCatalog:
+        now = asyncio.get_running_loop().time()
+        if now - self._read_at >= self.REFRESH_SECONDS:
+            self._read_at = now
+            try:
+                from waterflow_common.agents import list_agents
+
+                records = await list_agents(self._js)  # type: ignore[arg-type]
+                specs = [spec for record in records if record.status != "offline" for spec in record.info.nodes]
+                self._catalog = with_specs(default_catalog(), specs)
+            except Exception as error:  # noqa: BLE001 - NATS trouble: keep the last catalog
+                log.warning("compile.nodes_unavailable", error=str(error) or type(error).__name__)
+        return self._catalog
+
+
 async def serve(settings: CompilerSettings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "waterflow-compiler")
     await bus.provision(nc.jetstream())
 
+    catalog = _RegisteredNodes(nc.jetstream())
+
     async def on_request(msg: Msg) -> None:
-        reply = handle(msg.data)
+        reply = handle(msg.data, await catalog.get())
         await msg.respond(encode(reply))
         log.debug("compile.done", errors=len(reply.diagnostics), ok=reply.plan is not None)
 
