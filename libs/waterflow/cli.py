@@ -195,12 +195,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import json
 
     from waterflow_compiler import compile_workflow
+    from waterflow_compiler.nodes import local_catalog
 
     failed = False
     reports = []
+    from waterflow_common.log import configure
+
+    configure("warning")  # plugin loading logs go to stderr, never into --format json output
+    nodes = local_catalog()  # built-ins and this machine's plugins
     for path in args.files:
         source = _read(path)
-        _, diagnostics = compile_workflow(source, path)
+        _, diagnostics = compile_workflow(source, path, nodes=nodes)
         failed = failed or has_errors(diagnostics)
         if args.format == "json":
             reports.extend(diagnostics)
@@ -221,10 +226,15 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     from waterflow_common.state import encode_plan
     from waterflow_compiler import compile_workflow
 
+    from waterflow_compiler.nodes import local_catalog
+
     from .dryrun import render_plan
 
+    from waterflow_common.log import configure
+
+    configure("warning")
     source = _read(args.file)
-    plan, diagnostics = compile_workflow(source, args.file)
+    plan, diagnostics = compile_workflow(source, args.file, nodes=local_catalog())
     if diagnostics:
         print(format_text(diagnostics, source), file=sys.stderr)
     if plan is None:
