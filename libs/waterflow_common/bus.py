@@ -64,6 +64,7 @@ AGENT_RECORD_MAX_AGE = 24 * 3600.0
 BUCKETS = (
     js_api.KeyValueConfig(bucket=subjects.RUNS_BUCKET, history=1, storage=js_api.StorageType.FILE),
     js_api.KeyValueConfig(bucket=subjects.PLANS_BUCKET, history=1, storage=js_api.StorageType.FILE),
+    js_api.KeyValueConfig(bucket=subjects.CONCURRENCY_BUCKET, history=1, storage=js_api.StorageType.FILE),
     # An agent rewrites its key every heartbeat; one that stopped ages out after AGENT_RECORD_MAX_AGE.
     js_api.KeyValueConfig(bucket=subjects.AGENTS_BUCKET, history=1, ttl=AGENT_RECORD_MAX_AGE, storage=js_api.StorageType.FILE),
 )
@@ -103,7 +104,16 @@ async def connect(
     if tls is not None:
         options["tls"] = tls
 
+    connected = False
+
     async def error_cb(error: Exception) -> None:
+        if not connected and _is_auth_failure(error):
+            # nats-py retries the first connection forever; waiting will not fix wrong
+            # credentials, and raising here ends nats.connect() with this error.
+            raise InfrastructureError(
+                f"NATS at {settings.nats_url} rejected the credentials of user {settings.nats_user!r}: "
+                "check WATERFLOW_NATS_USER / WATERFLOW_NATS_PASSWORD (or the creds file)"
+            )
         log.warning("nats.error", error=str(error) or type(error).__name__)
 
     async def disconnected_cb() -> None:
@@ -119,13 +129,12 @@ async def connect(
     deadline = None if connect_timeout is None else loop.time() + connect_timeout
     while True:
         try:
-            return await nats.connect(**options)  # type: ignore[arg-type]
+            nc = await nats.connect(**options)  # type: ignore[arg-type]
+            connected = True
+            return nc
+        except InfrastructureError:
+            raise
         except Exception as error:  # nats raises several unrelated types for "not there yet"
-            if _is_auth_failure(error):  # waiting will not fix wrong credentials
-                raise InfrastructureError(
-                    f"NATS at {settings.nats_url} rejected the credentials of user {settings.nats_user!r}: "
-                    "check WATERFLOW_NATS_USER / WATERFLOW_NATS_PASSWORD (or the creds file)"
-                ) from None
             if deadline is not None and loop.time() >= deadline:
                 raise
             log.info("nats.waiting", url=settings.nats_url, error=str(error) or type(error).__name__)
@@ -213,3 +222,14 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: js_api.Cons
         assert config.durable_name is not None
         await js.delete_consumer(stream, config.durable_name)
         await js.add_consumer(stream, config)
+
+
+async def close(nc: Client, timeout: float = 3.0) -> None:
+    """Drain the connection (finish in-flight handlers, flush publishes), but never hang on it:
+    a drain can wait forever on a pull subscription whose fetch was cancelled."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout)
+    except Exception:
+        pass
+    if not nc.is_closed:
+        await nc.close()

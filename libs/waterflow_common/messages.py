@@ -198,6 +198,15 @@ class RunRetryRequested(EventBase, frozen=True, kw_only=True, tag="run.retry_req
         return f"{self.run_id}:{self.type}:{self.at.timestamp()}"
 
 
+class RunUnblocked(EventBase, frozen=True, kw_only=True, tag="run.unblocked"):
+    """The run that held this run's concurrency group finished: this run may start now."""
+
+    released_by: str
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.type}:{self.released_by}"
+
+
 class RunCompleted(EventBase, frozen=True, kw_only=True, tag="run.completed"):
     status: str
     attempt: int = 1
@@ -235,12 +244,13 @@ Event = (
     | TimerFired
     | RunCancelRequested
     | RunRetryRequested
+    | RunUnblocked
     | RunCompleted
 )
 
 SCHEDULER_INPUTS = (
     "run.created", "step.started", "step.succeeded", "step.failed",
-    "timer.fired", "run.cancel_requested", "run.retry_requested",
+    "timer.fired", "run.cancel_requested", "run.retry_requested", "run.unblocked",
 )
 """Event types the scheduler reacts to; the others it writes itself, as history."""
 

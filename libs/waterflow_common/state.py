@@ -113,6 +113,9 @@ class RunState(msgspec.Struct, kw_only=True):
     finished_at: datetime | None = None
     cancel_requested: bool = False
     error: str | None = None
+    concurrency_group: str | None = None
+    queued_behind: str | None = None
+    """While queued by ``concurrency``: the run holding the group."""
     jobs: dict[str, JobState] = {}
     outbox: list[Outgoing] = []
 

@@ -28,4 +28,4 @@ async def serve(settings: ApiSettings, stop: asyncio.Event) -> None:
     log.info("api.ready", url=f"http://{settings.api_host}:{settings.api_port}", auth=bool(settings.api_key))
     await stop.wait()
     await runner.cleanup()
-    await nc.drain()
+    await bus.close(nc)

@@ -92,4 +92,4 @@ async def serve(settings: CompilerSettings, stop: asyncio.Event) -> None:
     await nc.subscribe(subjects.COMPILE, queue=subjects.COMPILER_QUEUE, cb=on_request)
     log.info("compiler.ready", subject=subjects.COMPILE)
     await stop.wait()
-    await nc.drain()
+    await bus.close(nc)

@@ -31,6 +31,7 @@ from waterflow_common.messages import (
     RunCompleted,
     RunCreated,
     RunRetryRequested,
+    RunUnblocked,
     StepDispatched,
     StepFailed,
     StepRetrying,
@@ -93,10 +94,21 @@ class Effects:
         ))
 
 
-def apply(state: RunState, plan: Plan, event: Event, now: datetime | None = None, directory: Directory | None = None) -> list[Outgoing]:
-    """Apply ``event`` to ``state`` in place; return what must be published because of it."""
+def apply(
+    state: RunState,
+    plan: Plan,
+    event: Event,
+    now: datetime | None = None,
+    directory: Directory | None = None,
+    blocked_by: str | None = None,
+) -> list[Outgoing]:
+    """Apply ``event`` to ``state`` in place; return what must be published because of it.
+
+    ``blocked_by``: for run.created/run.unblocked, the run holding this run's concurrency group
+    (the scheduler asked the group's slot before calling).
+    """
     run = _Run(state, plan, Effects(state, now or utcnow()), directory or {})
-    run.apply(event)
+    run.apply(event, blocked_by)
     return run.effects.outgoing
 
 
@@ -112,10 +124,19 @@ class _Run:
         return self.effects.now
 
     # --- events ------------------------------------------------------------------------------
-    def apply(self, event: Event) -> None:
+    def apply(self, event: Event, blocked_by: str | None = None) -> None:
         state = self.state
-        if isinstance(event, RunCreated):
-            if state.status == "queued":
+        if isinstance(event, (RunCreated, RunUnblocked)):
+            if state.status == "queued" and blocked_by is not None:
+                if state.queued_behind != blocked_by:
+                    state.queued_behind = blocked_by
+                    concurrency = self.plan.concurrency
+                    if concurrency is not None and concurrency.cancel_in_progress:
+                        self.effects.event(RunCancelRequested(
+                            run_id=blocked_by, reason=f"superseded by run {state.run_id} (concurrency group)", at=self.now,
+                        ))
+            elif state.status == "queued":
+                state.queued_behind = None
                 state.status = "running"
                 state.started_at = self.now
                 if self.plan.timeout_minutes:
@@ -128,7 +149,12 @@ class _Run:
         elif isinstance(event, TimerFired):
             self._timer(event)
         elif isinstance(event, RunCancelRequested):
-            if not state.finished and not state.cancel_requested:
+            if state.status == "queued":  # never started (e.g. waiting for its concurrency group)
+                state.cancel_requested = True
+                state.status = "cancelled"
+                state.finished_at = self.now
+                self.effects.event(RunCompleted(run_id=state.run_id, status="cancelled", attempt=state.attempt, at=self.now))
+            elif not state.finished and not state.cancel_requested:
                 self.cancel(event.reason)
         elif isinstance(event, RunRetryRequested):
             if state.finished and state.status != "succeeded":

@@ -27,13 +27,15 @@ from nats.js.kv import KeyValue
 
 from waterflow_common import bus, subjects
 from waterflow_common.log import get_logger
-from waterflow_common.messages import Event, decode_event
+from waterflow_common.expressions import ExpressionError, evaluate_value, to_string
+from waterflow_common.messages import Event, RunCreated, RunUnblocked, decode_event, encode
 from waterflow_common.plan import Plan
 from waterflow_common.pulling import Puller
 from waterflow_common.settings import SchedulerSettings
 from waterflow_common.state import Outgoing, RunState, decode_plan, decode_state, encode_state
 
-from . import machine
+from . import contexts, machine
+from .concurrency import ConcurrencyGroups
 
 log = get_logger("waterflow.scheduler")
 
@@ -41,8 +43,9 @@ MAX_CONFLICT_RETRIES = 50
 
 
 class Scheduler:
-    def __init__(self, settings: SchedulerSettings, nc: Client, runs: KeyValue, plans: KeyValue) -> None:
+    def __init__(self, settings: SchedulerSettings, nc: Client, runs: KeyValue, plans: KeyValue, slots: KeyValue) -> None:
         self.settings = settings
+        self.concurrency = ConcurrencyGroups(slots)
         self.nc = nc
         self.js = nc.jetstream()
         self.runs = runs
@@ -76,6 +79,8 @@ class Scheduler:
                 return
             if state is not None:
                 await self._publish_outbox(state)
+                if state.finished:
+                    await self._release(state)
         await msg.ack()
         if state is not None and state.finished:
             self._plans.pop(event.run_id, None)
@@ -88,7 +93,8 @@ class Scheduler:
             assert entry.value is not None
             state = decode_state(entry.value)
             before = entry.value
-            outgoing = machine.apply(state, plan, event, directory=await self._directory(plan))
+            blocked_by = await self._admit(state, plan, event)
+            outgoing = machine.apply(state, plan, event, directory=await self._directory(plan), blocked_by=blocked_by)
             state.outbox = self._prune(state) + outgoing
             after = encode_state(state)
             if after == before:
@@ -101,6 +107,28 @@ class Scheduler:
             log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
             return state
         raise RuntimeError(f"run {event.run_id}: too many concurrent updates")
+
+    async def _admit(self, state: RunState, plan: Plan, event: Event) -> str | None:
+        """For a run about to start: take its concurrency group, or learn whom it waits for."""
+        if plan.concurrency is None or state.status != "queued" or not isinstance(event, (RunCreated, RunUnblocked)):
+            return None
+        if state.concurrency_group is None:
+            try:
+                group = to_string(evaluate_value(plan.concurrency.group, contexts.run_context(state, plan)))
+            except ExpressionError as error:
+                log.error("concurrency.group_invalid", run_id=state.run_id, error=str(error))
+                group = plan.concurrency.group
+            state.concurrency_group = group or plan.name
+        return await self.concurrency.acquire(state.concurrency_group, state.run_id)
+
+    async def _release(self, state: RunState) -> None:
+        """A finished run gives its concurrency group to the next queued run and wakes it."""
+        if state.concurrency_group is None:
+            return
+        holder = await self.concurrency.release(state.concurrency_group, state.run_id)
+        if holder is not None and holder != state.run_id:
+            wake = RunUnblocked(run_id=holder, released_by=state.run_id)
+            await self.js.publish(subjects.event(holder, wake.type), encode(wake), headers={subjects.MSG_ID_HEADER: wake.msg_id()})
 
     async def _directory(self, plan: Plan) -> dict[str, list[str]]:
         """Healthy agents of the groups this plan fans out to (empty when it has no fan-out)."""
@@ -150,7 +178,10 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "waterflow-scheduler", on_reconnect=on_reconnect)
     js = nc.jetstream()
     await bus.provision(js)
-    scheduler = Scheduler(settings, nc, await js.key_value(subjects.RUNS_BUCKET), await js.key_value(subjects.PLANS_BUCKET))
+    scheduler = Scheduler(
+        settings, nc, await js.key_value(subjects.RUNS_BUCKET), await js.key_value(subjects.PLANS_BUCKET),
+        await js.key_value(subjects.CONCURRENCY_BUCKET),
+    )
     puller = Puller(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())
     log.info("scheduler.ready")
     stopping = asyncio.create_task(stop.wait())
@@ -163,7 +194,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         msgs = fetch.result()
         if msgs:
             await _handle_batch(scheduler, msgs)
-    await nc.drain()
+    await bus.close(nc)
 
 
 async def _handle_batch(scheduler: Scheduler, msgs: list[Msg]) -> None:
