@@ -45,7 +45,7 @@ def generate(lines: int) -> str:
             out += [
                 f"      - id: s{step}",
                 f"        name: step {step} on ${{{{ matrix.os }}}}",
-                f"        if: ${{{{ success() && matrix.size != 'xl' }}}}",
+                "        if: ${{ success() && matrix.size != 'xl' }}",
                 "        env:",
                 "          TARGET: ${{ inputs.environment }}",
                 (f"          PREVIOUS: ${{{{ needs.job{job - 1}.outputs.version }}}}" if job else "          PREVIOUS: none"),

@@ -101,7 +101,8 @@ def _facts(document: dict[str, Any], job_map: dict[str, Any], plan_jobs: dict[st
                 for combination in built.matrix:
                     names.update(combination)
             keys = frozenset(names)
-        steps = job.get("steps") if isinstance(job.get("steps"), list) else []
+        raw_steps = job.get("steps")
+        steps: list[Any] = raw_steps if isinstance(raw_steps, list) else []
         outputs = job.get("outputs")
         facts.jobs[job_id] = JobFacts(
             needs=frozenset(graph.needs_of(job)),

@@ -15,9 +15,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from waterflow_common.expressions import Expression, ExpressionError, find_expressions, parse
+from waterflow_common.expressions import (
+    Expression,
+    ExpressionError,
+    find_expressions,
+    parse,
+)
 
-from .contexts import KNOWN_CONTEXTS, RENAMED_CONTEXTS, STATUS_FUNCTIONS, Field, field_of, split_reference
+from .contexts import (
+    KNOWN_CONTEXTS,
+    RENAMED_CONTEXTS,
+    STATUS_FUNCTIONS,
+    Field,
+    field_of,
+    split_reference,
+)
 from .report import Report, did_you_mean
 from .yaml_source import Path
 

@@ -94,7 +94,8 @@ def build_job(report: Report, job_id: str, job: dict[str, Any], defaults: RunDef
                      "copy the called workflow's jobs into this file for now", key=True)
         return None
     group, each, labels = _runs_on(report, job_id, job)
-    strategy = job.get("strategy") if isinstance(job.get("strategy"), dict) else {}
+    raw_strategy = job.get("strategy")
+    strategy: dict[str, Any] = raw_strategy if isinstance(raw_strategy, dict) else {}
     combos: tuple[dict[str, object], ...] = ()
     matrix_expression: str | None = None
     raw_matrix = strategy.get("matrix")
@@ -168,7 +169,7 @@ def _runs_on(report: Report, job_id: str, job: dict[str, Any]) -> tuple[str | No
         report.error(("jobs", job_id), "missing-key", f"job {job_id!r} has no 'runs-on'",
                      "name the server group that runs it, e.g. 'runs-on: web'", key=True)
         return None, False, ()
-    each, labels = False, ()
+    each, labels = False, tuple[str, ...]()
     if isinstance(runs_on, dict):
         group = runs_on.get("group")
         each = runs_on.get("each") is True

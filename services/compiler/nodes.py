@@ -48,7 +48,7 @@ USES = re.compile(r"^(?P<name>[A-Za-z0-9_][A-Za-z0-9_./-]*)@(?P<version>v\d+(?:\
 def default_catalog() -> NodeCatalog:
     """The node library's catalog when importable, else :data:`MINIMAL_CATALOG`."""
     try:
-        from waterflow_agent.nodes.catalog import builtin_catalog  # type: ignore[import-not-found]
+        from waterflow_agent.nodes.catalog import builtin_catalog
     except ImportError:
         return MINIMAL_CATALOG
     catalog = dict(builtin_catalog())
@@ -79,12 +79,12 @@ def local_catalog(plugin_dir: FilePath | None = None) -> NodeCatalog:
     """
     try:
         if plugin_dir is None:
-            from waterflow_agent.nodes.registry import default_plugin_dir  # type: ignore[import-not-found]
+            from waterflow_agent.nodes.registry import default_plugin_dir
             from waterflow_common.settings import AgentSettings, load
 
             plugin_dir = default_plugin_dir(load(AgentSettings))
-        from waterflow_agent.nodes.catalog import describe  # type: ignore[import-not-found]
-        from waterflow_agent.nodes.registry import NodeRegistry  # type: ignore[import-not-found]
+        from waterflow_agent.nodes.catalog import describe
+        from waterflow_agent.nodes.registry import NodeRegistry
 
         specs = describe(NodeRegistry(plugin_dir if plugin_dir is not None and plugin_dir.is_dir() else None))
     except Exception:  # noqa: BLE001 - plugins are optional here; the agents check them again
@@ -145,8 +145,8 @@ def _latest(versions: Mapping[str, Any]) -> str:
 def _check_with(report: Report, path: Path, with_: dict[str, Any], schema: Mapping[str, Any], name: str, step: Path) -> None:
     try:
         errors = list(_validator(schema).iter_errors(with_))
-    except Exception as error:  # noqa: BLE001 - a broken node schema is the node library's bug, not the user's
-        report.error((*step, "uses"), "node-schema", f"node {name!r} has an invalid input schema: {error}")
+    except Exception as problem:  # noqa: BLE001 - a broken node schema is the node library's bug, not the user's
+        report.error((*step, "uses"), "node-schema", f"node {name!r} has an invalid input schema: {problem}")
         return
     for error in errors:
         _translate(report, path, error, name, step, with_)
@@ -154,13 +154,14 @@ def _check_with(report: Report, path: Path, with_: dict[str, Any], schema: Mappi
 
 def _translate(report: Report, path: Path, error: ValidationError, name: str, step: Path, with_: dict[str, Any]) -> None:
     where: Path = (*path, *error.absolute_path)
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     label = ".".join(str(p) for p in error.absolute_path)
     if _is_expression(error.instance):
         return  # evaluated at run time; its type cannot be known here
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = list(error.schema.get("properties", {}))
+        allowed = list(schema.get("properties", {}))
         for key in error.instance:
-            if key not in allowed and not any(re.search(p, key) for p in error.schema.get("patternProperties", {})):
+            if key not in allowed and not any(re.search(p, key) for p in schema.get("patternProperties", {})):
                 report.error((*where, key), "node-input", f"node {name!r} has no input {key!r}",
                              did_you_mean(key, allowed, listing="its inputs are"), key=True)
         return
@@ -171,18 +172,18 @@ def _translate(report: Report, path: Path, error: ValidationError, name: str, st
                      f"add '{missing}:' under 'with:'", key=bool(with_) and not error.absolute_path)
         return
     if error.validator in ("anyOf", "oneOf") and error.context:
-        types = [_TYPE_NAMES.get(str(sub.schema.get("type")), str(sub.schema.get("type"))) for sub in error.context if sub.validator == "type"]
+        types = [_TYPE_NAMES.get(str(sub.validator_value), str(sub.validator_value)) for sub in error.context if sub.validator == "type"]
         if any(_is_expression(sub.instance) for sub in error.context):
             return
         if types and len(types) == len(error.context):
             report.error(where, "node-input", f"input {label!r} of node {name!r} must be {' or '.join(types)}, found {_kind(error.instance)}",
-                         _description(error.schema))
+                         _description(schema))
             return
-        described = _description(error.schema)
+        described = _description(schema)
         report.error(where, "node-input", f"input {label!r} of node {name!r} is not valid: {error.instance!r}", described)
         return
     message = error.message if len(error.message) < 160 else error.message[:157] + "..."
-    report.error(where, "node-input", f"input {label or 'with'!r} of node {name!r}: {message}", _description(error.schema))
+    report.error(where, "node-input", f"input {label or 'with'!r} of node {name!r}: {message}", _description(schema))
 
 
 _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",

@@ -15,7 +15,6 @@ from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
-
 from waterflow_common.diagnostics import Diagnostic
 
 from .yaml_source import Path, Positions, dotted
@@ -59,11 +58,13 @@ def _expected_types(error: ValidationError) -> list[str]:
     types: list[str] = []
     schemas = error.validator_value if error.validator in ("anyOf", "oneOf") else [error.schema]
     for sub in schemas if isinstance(schemas, list) else []:
-        if "$ref" in sub:
-            sub = _validator().resolver.resolve(sub["$ref"])[1] if hasattr(_validator(), "resolver") else sub
+        if isinstance(sub, dict) and isinstance(sub.get("$ref"), str) and sub["$ref"].startswith("#/$defs/"):
+            sub = workflow_schema()["$defs"].get(sub["$ref"].removeprefix("#/$defs/"), sub)
+        if not isinstance(sub, dict):
+            continue
         declared = sub.get("type")
         for name in declared if isinstance(declared, list) else [declared] if declared else []:
-            label = _TYPE_NAMES.get(name, name)
+            label = _TYPE_NAMES.get(str(name), str(name))
             if name == "string" and "pattern" in sub and "\\$\\{\\{" in sub["pattern"]:
                 label = "a ${{ }} expression"
             if label not in types:
@@ -92,7 +93,7 @@ def _translate(error: ValidationError, positions: Positions, filename: str) -> l
         return Diagnostic(path=filename, line=line, col=col, rule=rule, message=message, hint=hint, key=dotted(p) or None)
 
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(error.schema.get("properties", {}) if isinstance(error.schema, dict) else {})
         out = []
         for name in error.instance:
             if name in allowed:
@@ -121,7 +122,7 @@ def _translate(error: ValidationError, positions: Positions, filename: str) -> l
         return [at(path, "invalid-value", f"{where} value {error.instance!r} is not valid",
                    "use letters, digits, '-' and '_', starting with a letter or '_'")]
     if error.validator == "enum":
-        options = ", ".join(map(str, error.validator_value))
+        options = ", ".join(map(str, error.validator_value if isinstance(error.validator_value, list) else []))
         return [at(path, "invalid-value", f"{where} must be one of {options}, found {error.instance!r}")]
     if error.validator == "minimum":
         return [at(path, "invalid-value", f"{where} must be at least {error.validator_value}, found {error.instance!r}")]

@@ -11,7 +11,6 @@ import asyncio
 
 import msgspec
 from nats.aio.msg import Msg
-
 from waterflow_common import bus, subjects
 from waterflow_common.diagnostics import Diagnostic
 from waterflow_common.log import get_logger

@@ -8,6 +8,7 @@ from typing import Any
 from waterflow_common.plan import Concurrency, InputSpec
 
 from .report import Report, did_you_mean
+from .yaml_source import Path
 
 INPUT_TYPES = ("string", "number", "boolean", "choice")
 TRIGGERS = ("manual", "schedule", "webhook")
@@ -41,11 +42,12 @@ def inputs(report: Report, raw: object) -> dict[str, InputSpec]:
         kind = spec.get("type", "string")
         if kind not in INPUT_TYPES:
             continue  # reported by the schema
-        options = spec.get("options") if isinstance(spec.get("options"), list) else []
+        raw_options = spec.get("options")
+        options: list[Any] = raw_options if isinstance(raw_options, list) else []
         if kind == "choice" and not options:
             report.error(path, "input", f"choice input {name!r} has no 'options'", "list the allowed values under 'options:'", key=True)
         elif kind != "choice" and "options" in spec:
-            report.warning((*path, "options"), "input", f"'options' is only used by 'type: choice' inputs", key=True)
+            report.warning((*path, "options"), "input", "'options' is only used by 'type: choice' inputs", key=True)
         default = spec.get("default")
         if "default" in spec and default is not None:
             if not _matches_type(default, kind):
@@ -75,7 +77,7 @@ def triggers(report: Report, raw: object) -> dict[str, object]:
     else:
         return {}
     for index, name in enumerate(entries):
-        path = ("on", name) if isinstance(raw, dict) else ("on", index) if isinstance(raw, list) else ("on",)
+        path: Path = ("on", name) if isinstance(raw, dict) else ("on", index) if isinstance(raw, list) else ("on",)
         if name not in TRIGGERS:
             hint = (f"Waterflow's equivalent is {_GITHUB_TRIGGERS[name]!r}" if name in _GITHUB_TRIGGERS
                     else did_you_mean(name, TRIGGERS, listing="triggers"))
@@ -85,11 +87,11 @@ def triggers(report: Report, raw: object) -> dict[str, object]:
     if isinstance(schedule, list):
         for index, item in enumerate(schedule):
             cron = item.get("cron") if isinstance(item, dict) else None
-            path = ("on", "schedule", index, "cron")
+            cron_path: Path = ("on", "schedule", index, "cron")
             if not isinstance(cron, str):
                 report.error(("on", "schedule", index), "schedule", "each schedule entry needs 'cron: \"<min> <hour> <day> <month> <weekday>\"'")
             elif len(cron.split()) != 5 or not all(_CRON_FIELD.match(f) for f in cron.split()):
-                report.error(path, "schedule", f"invalid cron expression {cron!r}",
+                report.error(cron_path, "schedule", f"invalid cron expression {cron!r}",
                              "five fields: minute hour day-of-month month day-of-week, e.g. '30 2 * * 1-5'")
     elif "schedule" in entries and schedule is not None:
         report.error(("on", "schedule"), "schedule", "'schedule' must be a list of '- cron: ...' entries")

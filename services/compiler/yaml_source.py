@@ -19,14 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-
 from waterflow_common.diagnostics import Diagnostic
 
 Path = tuple[str | int, ...]
 
+# PyYAML without libyaml: the pure-Python parser gives the same nodes, only slower.
 try:
-    from yaml.cyaml import CParser as _Parser
-except ImportError:  # PyYAML without libyaml: the pure-Python parser gives the same nodes
+    from yaml import cyaml
+
+    _Parser: Any = cyaml.CParser
+except (ImportError, AttributeError):
     _Parser = None
 
 
@@ -113,7 +115,7 @@ class _PyLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, ya
 
 
 if _Parser is not None:
-    class _CLoader(_Parser, yaml.constructor.SafeConstructor, _Resolver):  # type: ignore[misc, valid-type]
+    class _CLoader(_Parser, yaml.constructor.SafeConstructor, _Resolver):  # type: ignore[misc]
         def __init__(self, stream: str) -> None:
             _Parser.__init__(self, stream)
             yaml.constructor.SafeConstructor.__init__(self)

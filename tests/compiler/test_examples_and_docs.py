@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from waterflow_common.diagnostics import format_text
 from waterflow_compiler import compile_workflow
 

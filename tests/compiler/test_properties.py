@@ -5,7 +5,6 @@ from __future__ import annotations
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from waterflow_compiler import compile_workflow
 
 KEYS = ["jobs", "name", "on", "inputs", "env", "vars", "defaults", "concurrency", "timeout-minutes",

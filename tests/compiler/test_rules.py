@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from waterflow_compiler import compile_workflow
 from waterflow_compiler.nodes import MINIMAL_CATALOG
 
