@@ -1,0 +1,157 @@
+"""Scale: many runs in the system, many agents connected.
+
+Runs: ``--runs`` one-step workflows submitted by 8 client threads; per-request submit latency,
+time until all have finished, then, with all of them stored, the latency of ``GET
+/v1/workflows?limit=50`` (the list) and ``GET /v1/workflows/{id}``, and the RSS of every service.
+
+Agents: ``--agents`` agent processes (one process per agent: an agent is a process today) in
+one group; time until every one holds a NATS connection and, where the agent registry exists
+(KV bucket ``wf_agents``), until every one is registered there; then one workflow of
+``--agents`` parallel jobs, and the RSS of the services with that many agents.
+
+    python bench/scale.py --runs 2000 --agents 50
+    python bench/scale.py --smoke --out /tmp/s.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    _has_tcp_connection,
+    bench_stack,
+    parallel_jobs_workflow,
+    rss_kib,
+    sequential_workflow,
+    submit_all,
+    summary,
+    ts,
+    wait_all,
+    write_result,
+)
+
+from waterflow import Client  # noqa: E402
+from waterflow_common import subjects  # noqa: E402
+
+
+def timed(call: Any, repeat: int) -> dict[str, float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return summary(samples)
+
+
+def registered_agents(nats_url: str) -> int | None:
+    """How many agents the registry lists, or None where there is no registry yet."""
+    bucket = getattr(subjects, "AGENTS_BUCKET", None)
+    if bucket is None:
+        return None
+
+    async def count() -> int | None:
+        import nats
+
+        nc = await nats.connect(nats_url)
+        try:
+            kv = await nc.jetstream().key_value(bucket)
+            try:
+                return len(await kv.keys())
+            except Exception:  # nats-py raises NoKeysError on an empty bucket
+                return 0
+        except Exception:
+            return None
+        finally:
+            await nc.close()
+
+    return asyncio.run(count())
+
+
+def services_rss(stack: Any) -> dict[str, float]:
+    return {n: rss_kib(p.pid) / 1024 for n, p in stack.processes.items() if not n.startswith("agent-")}
+
+
+def runs_part(count: int) -> dict[str, Any]:
+    with bench_stack(agents=1) as stack:
+        client = Client(stack.api_url)
+        started = time.time()
+        samples: list[float] = []
+
+        def one(i: int) -> tuple[str, float]:
+            t = time.perf_counter()
+            run_id = client.submit(sequential_workflow(f"s{i}", 1))["id"]
+            samples.append((time.perf_counter() - t) * 1000)
+            return run_id, t
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(8) as pool:
+            run_ids = [r for r, _ in pool.map(one, range(count))]
+        submitted = time.time()
+        states = wait_all(client, run_ids, timeout=1800)
+        finished = max(ts(s["finished_at"]) for s in states)
+        return {
+            "count": count,
+            "submit_ms": summary(samples),
+            "submits_per_s": count / (submitted - started),
+            "all_finished_s": finished - started,
+            "runs_per_s": count / (finished - started),
+            "list_50_ms": timed(lambda: client.list(50), 10),
+            "get_one_ms": timed(lambda: client.get(run_ids[len(run_ids) // 2]), 20),
+            "rss_mib": services_rss(stack),
+        }
+
+
+def agents_part(count: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    with bench_stack(agents=count, max_concurrent=1) as stack:
+        connected_s = time.perf_counter() - started
+        registered = registered_agents(stack.nats_url)
+        deadline = time.monotonic() + 60
+        while registered is not None and registered < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+            registered = registered_agents(stack.nats_url)
+        registered_s = time.perf_counter() - started
+        client = Client(stack.api_url)
+        t = time.time()
+        state, = wait_all(client, [client.submit(parallel_jobs_workflow("wide", count))["id"]], timeout=600)
+        wide_s = time.time() - t
+        agents_used = len({s.get("agent") for j in state["jobs"].values() for s in j["steps"]})
+        agent_rss = [rss_kib(p.pid) / 1024 for n, p in stack.processes.items() if n.startswith("agent-")]
+        connected = sum(_has_tcp_connection(p.pid, stack.nats_port) for n, p in stack.processes.items() if n.startswith("agent-"))
+        return {
+            "started": count,
+            "connected": connected,
+            "all_connected_s": connected_s,
+            "registered": registered,
+            "all_registered_s": registered_s if registered is not None else None,
+            "wide_run_s": wide_s,
+            "wide_run_agents_used": agents_used,
+            "agent_rss_mib_median": statistics.median(agent_rss),
+            "rss_mib": services_rss(stack),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.runs, args.agents = 20, 2
+    write_result("scale", {"params": vars(args), "runs": runs_part(args.runs), "agents": agents_part(args.agents)}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
