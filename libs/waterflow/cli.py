@@ -23,6 +23,7 @@ from rich.table import Table
 from waterflow_common.diagnostics import Diagnostic, format_text, has_errors
 from waterflow_common.errors import UserError
 
+from . import cli_agents
 from .client import ApiError, Client
 from .follow import follow_run
 
@@ -76,6 +77,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stack = Stack(
         data_dir=Path(args.data_dir), nats_port=args.nats_port, api_port=args.api_port,
         agent_groups=tuple(args.group or ["local"]), log_to_files=not args.foreground_logs,
+        secure=args.secure,
     )
     console.print(f"Starting Waterflow in [bold]{stack.data_dir}[/] …")
     try:
@@ -260,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--api-port", type=int, default=8080)
     up.add_argument("--group", action="append", help="server group of the local agent (default: local)")
     up.add_argument("--foreground-logs", action="store_true", help="print service logs here instead of DATA_DIR/logs")
+    up.add_argument("--secure", action="store_true",
+                    help="NATS with users and per-agent permissions (credentials in DATA_DIR/auth, see docs/guides/security.md)")
     up.set_defaults(handler=cmd_up)
 
     for name in ("api", "compiler", "scheduler", "agent"):
@@ -269,12 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "api":
             p.add_argument("--host")
             p.add_argument("--port", type=int)
-        if name == "agent":
-            p.add_argument("--name", help="agent name (default: host name)")
-            p.add_argument("--group", action="append", help="server group; repeat for several")
-            p.add_argument("--work-dir")
-            p.add_argument("--max-concurrent", type=int, help="steps run at once")
         p.set_defaults(handler=cmd_service)
+        if name == "agent":  # `waterflow agent [list|show NAME]`, see cli_agents
+            cli_agents.add_agent_arguments(p)
 
     run = sub.add_parser("run", help="submit a workflow and follow it")
     run.add_argument("file")
@@ -317,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     dry_run.add_argument("file")
     dry_run.add_argument("--format", choices=("text", "json"), default="text", help="the plan as text (default) or JSON")
     dry_run.set_defaults(handler=cmd_dry_run)
+    cli_agents.add_group_parser(sub)
+    cli_agents.add_auth_parser(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from waterflow_common.auth import SERVER_CONFIG_FILE, SERVICES_USER, AuthConfig, init_auth, load_auth
 from waterflow_common.errors import UserError
 
 SERVICES = ("api", "compiler", "scheduler", "agent")
@@ -70,6 +71,9 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
+    secure: bool = False
+    """NATS with a ``services`` user and one least-privilege user per agent (``data_dir/auth``,
+    see waterflow_common.auth); False: NATS without authentication, on 127.0.0.1 only."""
     _launches: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,6 +92,8 @@ class Stack:
     def service_env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WATERFLOW_")}
         env.update({"WATERFLOW_NATS_URL": self.nats_url, "PYTHONUNBUFFERED": "1"})
+        if self.secure:
+            env.update(WATERFLOW_NATS_USER=SERVICES_USER, WATERFLOW_NATS_PASSWORD=self.auth().services_password)
         env.update(self.env)
         env.update(extra)
         return env
@@ -117,6 +123,8 @@ class Stack:
         store = self.data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
         argv = [nats_server_binary(), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(self.nats_port)]
+        if self.secure:
+            argv += ["-c", str(self.auth_dir / SERVER_CONFIG_FILE)]
         process = self._spawn("nats", argv, self.service_env())
         wait_for_port(self.nats_port, 10, process)
         return process
@@ -125,7 +133,26 @@ class Stack:
         """Start one service process; ``name`` tells apart several of the same kind."""
         return self._spawn(name or service, [sys.executable, "-m", f"waterflow_{service}"], self.service_env(**env))
 
+    @property
+    def auth_dir(self) -> Path:
+        return self.data_dir / "auth"
+
+    def auth(self, agents: dict[str, tuple[str, ...]] | None = None) -> AuthConfig:
+        """The secure stack's credentials, created (or extended with ``agents``) on demand."""
+        auth = load_auth(self.auth_dir)
+        missing = {n: g for n, g in (agents or {}).items() if auth is None or auth.agent(n) is None}
+        if auth is None or missing:
+            auth = init_auth(self.auth_dir, missing, nats_url=self.nats_url)
+            nats = self.processes.get("nats")
+            if nats is not None and nats.poll() is None:
+                nats.send_signal(signal.SIGHUP)  # nats-server reloads its users
+                time.sleep(0.3)
+        return auth
+
     def start_agent(self, name: str, groups: tuple[str, ...] | list[str], **env: str) -> subprocess.Popen[bytes]:
+        if self.secure:
+            user = self.auth({name: tuple(groups)}).agents[name]
+            env = {"WATERFLOW_NATS_USER": user.name, "WATERFLOW_NATS_PASSWORD": user.password, **env}
         return self.start_service(
             "agent", name, WATERFLOW_AGENT_NAME=name, WATERFLOW_GROUPS=",".join(groups),
             WATERFLOW_WORK_DIR=str(self.data_dir / "work" / name), **env,
@@ -133,6 +160,8 @@ class Stack:
 
     def start(self, timeout: float = 20.0) -> None:
         try:
+            if self.secure:
+                self.auth({self.agent_name: self.agent_groups})
             self.start_nats()
             self.start_service("compiler")
             self.start_service("scheduler")

@@ -1,9 +1,9 @@
-"""``python -m waterflow_agent``: run one agent (settings from WATERFLOW_* variables)."""
+"""``python -m waterflow_agent``: run one agent (settings from WATERFLOW_* variables and the
+optional agent.yml named by WATERFLOW_CONFIG; see waterflow_agent.config)."""
 
-from waterflow_common.runner import run_service
-from waterflow_common.settings import AgentSettings
+import sys
 
-from .service import serve
+from .config import run
 
 if __name__ == "__main__":
-    run_service("agent", AgentSettings, serve)
+    sys.exit(run())

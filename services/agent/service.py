@@ -15,18 +15,25 @@ from pathlib import Path
 import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.errors import NotFoundError
 
 from waterflow_common import bus, subjects
+from waterflow_common.agents import kv_stream
+from waterflow_common.auth import agent_inbox_prefix
 from waterflow_common.log import get_logger
 from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
 from waterflow_common.settings import AgentSettings
 
 from .logsink import LogSink
+from .registration import Registration
 from .runner import run_script, step_environment
 
 log = get_logger("waterflow.agent")
 _task_decoder = msgspec.json.Decoder(StepTask)
 _cancel_decoder = msgspec.json.Decoder(CancelStep)
+STUCK_CHECK_INTERVAL = 15.0
+"""Seconds of empty fetches after which the puller asks the consumer whether tasks are pending."""
 
 
 class Agent:
@@ -39,6 +46,7 @@ class Agent:
         self._slot_freed = asyncio.Event()
         self._cancel_all = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._generation = 0
         self._step_cancels: dict[str, tuple[asyncio.Event, list[str]]] = {}
         """Task key -> (event that stops the step, reason) for CancelStep commands."""
 
@@ -49,31 +57,88 @@ class Agent:
             entry[1].append(command.reason)
             entry[0].set()
 
-    async def pull(self, group: str, stop: asyncio.Event) -> None:
-        """Fetch tasks of one group whenever this agent has a free slot."""
-        await bus.ensure_consumer(self.js, subjects.TASKS_STREAM, bus.group_consumer_config(group, self.settings.ack_wait))
-        psub = await self.js.pull_subscribe_bind(subjects.group_consumer(group), subjects.TASKS_STREAM)
-        log.info("agent.pulling", group=group)
+    @property
+    def running_steps(self) -> list[str]:
+        """Keys of the step attempts running here now (reported in the heartbeat)."""
+        return sorted(self._step_cancels)
+
+    def resubscribe(self) -> None:
+        """Make every puller recreate its subscription (called after NATS reconnected)."""
+        self._generation += 1
+
+    async def pull(self, source: str, config: js_api.ConsumerConfig, stop: asyncio.Event) -> None:
+        """Fetch tasks from one consumer (a group's, or this agent's own) whenever a slot is free.
+
+        The subscription is recreated after NATS reconnects, after repeated fetch errors, and when
+        the consumer reports pending tasks that fetch does not return: after a server restart an
+        existing pull subscription may silently stop receiving (nats.py issue #504).
+        """
+        assert config.durable_name is not None
         while not stop.is_set():
+            try:
+                await bus.ensure_consumer(self.js, subjects.TASKS_STREAM, config)
+                psub = await self.js.pull_subscribe_bind(config.durable_name, subjects.TASKS_STREAM)
+            except Exception as error:  # NATS away or JetStream still recovering: try again
+                log.warning("pull.setup_failed", source=source, error=str(error) or type(error).__name__)
+                await _sleep_or_stop(stop, 1.0)
+                continue
+            log.info("agent.pulling", source=source)
+            try:
+                reason = await self._pull_from(psub, source, stop)
+            finally:
+                try:
+                    await psub.unsubscribe()
+                except Exception:
+                    pass
+            if reason:
+                log.info("pull.resubscribe", source=source, reason=reason)
+
+    async def _pull_from(self, psub: JetStreamContext.PullSubscription, source: str, stop: asyncio.Event) -> str | None:
+        """Pull until ``stop`` (returns None) or until the subscription looks broken (returns why)."""
+        loop = asyncio.get_running_loop()
+        generation = self._generation
+        failures = 0
+        idle_since = loop.time()
+        while not stop.is_set():
+            if self._generation != generation:
+                return "reconnected"
             free = self.settings.max_concurrent_steps - self._reserved
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
+                idle_since = loop.time()
                 continue
             self._reserved += free
             try:
                 msgs = await psub.fetch(free, timeout=1.0)
+                failures = 0
             except asyncio.TimeoutError:
                 msgs = []
             except Exception as error:
-                log.warning("fetch.failed", group=group, error=str(error) or type(error).__name__)
+                log.warning("fetch.failed", source=source, error=str(error) or type(error).__name__)
                 msgs = []
-                await asyncio.sleep(0.5)
+                failures += 1
+                await _sleep_or_stop(stop, 0.5)
             self._reserved -= free - len(msgs)
             for msg in msgs:
                 task = asyncio.create_task(self._execute(msg))
                 self._running.add(task)
                 task.add_done_callback(self._done)
+            if failures >= 3:
+                return "fetch failing"
+            if msgs:
+                idle_since = loop.time()
+            elif loop.time() - idle_since > STUCK_CHECK_INTERVAL:
+                idle_since = loop.time()
+                try:
+                    info = await psub.consumer_info()
+                except NotFoundError:
+                    return "consumer gone"
+                except Exception:
+                    continue
+                if info.num_pending > 0 and self.settings.max_concurrent_steps - self._reserved > 0:
+                    return "tasks pending but none delivered"
+        return None
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -164,6 +229,38 @@ async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
     target.set()
 
 
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def ensure_provisioned(js: JetStreamContext, stop: asyncio.Event) -> None:
+    """Provision streams and buckets if missing; with restricted NATS permissions (see
+    waterflow_common.auth) an agent may only look, so it waits for the services to create them."""
+    needed = (subjects.TASKS_STREAM, subjects.EVENTS_STREAM, subjects.LOGS_STREAM, kv_stream(subjects.AGENTS_BUCKET))
+    waiting_logged = False
+    while not stop.is_set():
+        try:
+            for stream in needed:
+                await js.stream_info(stream)
+            return
+        except NotFoundError:
+            pass
+        except Exception as error:
+            log.warning("provision.check_failed", error=str(error) or type(error).__name__)
+        try:
+            await asyncio.wait_for(bus.provision(js), 10)
+            return
+        except Exception as error:
+            if not waiting_logged:
+                log.info("provision.waiting", reason=str(error) or type(error).__name__,
+                         hint="streams are created by the first service that may; start api/scheduler")
+                waiting_logged = True
+            await _sleep_or_stop(stop, 1.0)
+
+
 async def _keep_in_progress(msg: Msg, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -174,10 +271,26 @@ async def _keep_in_progress(msg: Msg, interval: float) -> None:
 
 
 async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
-    nc = await bus.connect(settings, f"waterflow-agent-{settings.agent_name}")
+    holder: list[Agent] = []
+    registration_holder: list[Registration] = []
+
+    async def on_reconnect() -> None:
+        # Resubscribe every puller (nats.py #504) and re-announce this agent at once.
+        for agent in holder:
+            agent.resubscribe()
+        for registration in registration_holder:
+            registration.nudge()
+
+    nc = await bus.connect(
+        settings, f"waterflow-agent-{settings.agent_name}",
+        on_reconnect=on_reconnect, inbox_prefix=agent_inbox_prefix(settings.agent_name),
+    )
     js = nc.jetstream()
-    await bus.provision(js)
+    await ensure_provisioned(js, stop)
     agent = Agent(settings, js)
+    holder.append(agent)
+    registration = Registration(settings, js, lambda: agent.running_steps)
+    registration_holder.append(registration)
 
     async def on_control(msg: Msg) -> None:
         try:
@@ -186,11 +299,16 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
             log.error("control.malformed", subject=msg.subject, error=str(error))
 
     await nc.subscribe(subjects.agent_control(agent.name), cb=on_control)
-    pullers = [asyncio.create_task(agent.pull(group, stop)) for group in settings.groups]
-    log.info("agent.ready", name=agent.name, groups=settings.groups, capacity=settings.max_concurrent_steps)
+    heartbeat = asyncio.create_task(registration.run(stop))
+    sources = [(f"group {g}", bus.group_consumer_config(g, settings.ack_wait)) for g in settings.groups]
+    sources.append((f"agent {agent.name}", bus.agent_consumer_config(agent.name, settings.ack_wait)))
+    pullers = [asyncio.create_task(agent.pull(source, config, stop)) for source, config in sources]
+    log.info("agent.ready", name=agent.name, groups=settings.groups, labels=settings.labels,
+             capacity=settings.max_concurrent_steps)
     await stop.wait()
     await agent.shutdown()
     for puller in pullers:
         puller.cancel()
     await asyncio.gather(*pullers, return_exceptions=True)
+    await asyncio.wait_for(heartbeat, 10)  # writes the "stopped" record
     await nc.drain()

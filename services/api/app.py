@@ -212,7 +212,7 @@ async def health(request: web.Request) -> web.Response:
     return _json({"status": "ok", "nats": request.app[RUNS].nc.is_connected})
 
 
-def make_app(runs: Runs, api_key: str | None) -> web.Application:
+def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Application:
     app = web.Application(middlewares=[errors_and_auth], client_max_size=MAX_WORKFLOW_BYTES + 1024)
     app[RUNS] = runs
     app[API_KEY] = api_key or ""
@@ -226,4 +226,6 @@ def make_app(runs: Runs, api_key: str | None) -> web.Application:
     app.router.add_post("/v1/workflows/{run_id}/cancel", cancel)
     app.router.add_post("/v1/workflows/{run_id}/retry", retry)
     app.router.add_post("/v1/validate", validate)
+    from .routes_agents import add_agent_routes  # /v1/agents, /v1/groups; groups: a ServerGroupProvider
+    add_agent_routes(app, runs, groups)
     return app

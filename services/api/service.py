@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 from waterflow_common import bus
+from waterflow_common.groups import load_provider
 from waterflow_common.log import get_logger
 from waterflow_common.settings import ApiSettings
 
@@ -21,7 +22,7 @@ async def serve(settings: ApiSettings, stop: asyncio.Event) -> None:
     await bus.provision(nc.jetstream())
     runs = Runs(nc, settings.compile_timeout)
     await runs.open()
-    runner = web.AppRunner(make_app(runs, settings.api_key), access_log=None)
+    runner = web.AppRunner(make_app(runs, settings.api_key, load_provider(settings.server_groups)), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()

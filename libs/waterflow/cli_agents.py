@@ -1,0 +1,179 @@
+"""``waterflow agent [list|show NAME]``, ``waterflow group list|show NAME``, ``waterflow auth init``.
+
+``waterflow agent`` with no action runs the agent service in the foreground (flags > env >
+``--config agent.yml`` > defaults); ``list`` and ``show`` ask the API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from waterflow_common.errors import UserError
+
+console = Console(highlight=False)
+
+_STATUS_STYLE = {"healthy": "green", "unhealthy": "yellow", "offline": "red"}
+
+
+def _status(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" if v else k for k, v in sorted(labels.items()))
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from .client import Client
+
+    return Client(args.api_url, args.api_key)
+
+
+def _get(args: argparse.Namespace, path: str) -> Any:
+    return _client(args)._json("GET", path)
+
+
+# --- agent ---------------------------------------------------------------------------------------
+def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``waterflow agent`` beyond the common service ones (--nats-url, --log-level)."""
+    parser.add_argument("action", nargs="?", choices=("list", "show"),
+                        help="list the registered agents, or show one; without it, run the agent")
+    parser.add_argument("target", nargs="?", metavar="NAME", help="agent name (for show)")
+    parser.add_argument("--name", help="agent name (default: host name)")
+    parser.add_argument("--group", action="append", help="server group; repeat for several")
+    parser.add_argument("--label", action="append", metavar="KEY=VALUE", help="label; repeat for several")
+    parser.add_argument("--work-dir")
+    parser.add_argument("--max-concurrent", type=int, help="steps run at once")
+    parser.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats (default 5)")
+    parser.add_argument("--config", help="agent.yml with settings (env WATERFLOW_CONFIG)")
+    parser.add_argument("--json", action="store_true", help="list/show: print JSON")
+    parser.set_defaults(handler=cmd_agent)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    if args.action is None:
+        from waterflow_agent.config import run
+        from waterflow_common.settings import parse_labels
+
+        flags: dict[str, Any] = {
+            "nats_url": args.nats_url, "log_level": args.log_level, "agent_name": args.name,
+            "groups": args.group or None, "work_dir": args.work_dir, "max_concurrent_steps": args.max_concurrent,
+            "labels": parse_labels(args.label) if args.label else None,
+            "heartbeat_interval": args.heartbeat_interval,
+        }
+        return run(flags, args.config)
+    if args.action == "list":
+        agents = _get(args, "/v1/agents")["agents"]
+        if args.json:
+            console.print_json(json.dumps(agents))
+            return 0
+        table = Table("name", "status", "groups", "labels", "running", "version", "os/arch", "last heartbeat")
+        for agent in agents:
+            table.add_row(agent["name"], _status(agent["status"]), ",".join(agent["groups"]), _labels(agent["labels"]),
+                          f"{agent['running']}/{agent['capacity']}", agent["version"], f"{agent['os']}/{agent['arch']}",
+                          _ago(agent["age_seconds"]))
+        console.print(table)
+        return 0
+    if not args.target:
+        raise UserError("usage: waterflow agent show NAME")
+    agent = _get(args, f"/v1/agents/{args.target}")
+    if args.json:
+        console.print_json(json.dumps(agent))
+        return 0
+    console.print(f"[bold]{agent['name']}[/]  {_status(agent['status'])}  (last heartbeat {_ago(agent['age_seconds'])})")
+    for key in ("hostname", "version", "os", "arch", "started_at"):
+        console.print(f"  {key:<12} {agent[key]}")
+    console.print(f"  {'groups':<12} {', '.join(agent['groups'])}   member of: {', '.join(agent.get('member_of', []))}")
+    console.print(f"  {'labels':<12} {_labels(agent['labels'])}")
+    console.print(f"  {'running':<12} {agent['running']}/{agent['capacity']} {' '.join(agent['running_steps'])}")
+    if agent["nodes"]:
+        table = Table("node", "version", "status", "error")
+        for node in agent["nodes"]:
+            table.add_row(node["name"], node.get("version", ""), node.get("status", "ok"), node.get("error") or "")
+        console.print(table)
+    return 0
+
+
+# --- group ---------------------------------------------------------------------------------------
+def add_group_parser(sub: Any) -> None:
+    group = sub.add_parser("group", help="list server groups, or show one with its agents")
+    group.add_argument("action", choices=("list", "show"))
+    group.add_argument("target", nargs="?", metavar="NAME")
+    group.add_argument("--json", action="store_true")
+    group.set_defaults(handler=cmd_group)
+
+
+def cmd_group(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        body = _get(args, "/v1/groups")
+        if args.json:
+            console.print_json(json.dumps(body))
+            return 0
+        table = Table("group", "defined", "agents", "healthy", "unhealthy", "offline", "description")
+        for g in body["groups"]:
+            table.add_row(g["name"], "yes" if g["defined"] else "-", str(g["agents"]), str(g["healthy"]),
+                          str(g["unhealthy"]), str(g["offline"]), g["description"])
+        console.print(table)
+        if body.get("error"):
+            console.print(f"[yellow]warning:[/] {body['error']}")
+        return 0
+    if not args.target:
+        raise UserError("usage: waterflow group show NAME")
+    body = _get(args, f"/v1/groups/{args.target}")
+    if args.json:
+        console.print_json(json.dumps(body))
+        return 0
+    console.print(f"[bold]{body['name']}[/]  {body['healthy']}/{body['agents']} healthy  {body['description']}")
+    definition = body.get("definition")
+    if definition:
+        for key in ("agents", "labels", "include"):
+            if definition.get(key):
+                console.print(f"  {key:<8} {definition[key]}")
+    table = Table("agent", "status", "running", "labels")
+    for member in body["members"]:
+        table.add_row(member["name"], _status(member["status"]), f"{member['running']}/{member['capacity']}",
+                      _labels(member["labels"]))
+    console.print(table)
+    return 0
+
+
+# --- auth ----------------------------------------------------------------------------------------
+def add_auth_parser(sub: Any) -> None:
+    auth = sub.add_parser("auth", help="generate NATS credentials: a services user and one restricted user per agent")
+    auth_sub = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
+    init = auth_sub.add_parser("init", help="create or extend the credentials directory")
+    init.add_argument("--dir", default="~/.waterflow/auth", help="where to write them (default ~/.waterflow/auth)")
+    init.add_argument("--agent", action="append", default=[], metavar="NAME:GROUP[,GROUP]",
+                      help="an agent and its groups; repeat for several")
+    init.add_argument("--nats-url", help="written into services.env and each agent.yml")
+    init.add_argument("--rotate", action="store_true", help="new passwords for everyone")
+    init.set_defaults(handler=cmd_auth_init)
+
+
+def cmd_auth_init(args: argparse.Namespace) -> int:
+    from waterflow_common.auth import SERVER_CONFIG_FILE, SERVICES_ENV_FILE, init_auth, parse_agent_spec
+
+    agents = dict(parse_agent_spec(spec) for spec in args.agent)
+    directory = Path(args.dir).expanduser()
+    auth = init_auth(directory, agents, rotate=args.rotate, nats_url=args.nats_url)
+    console.print(f"Credentials in [bold]{directory}[/] (mode 0600; keep them secret):")
+    console.print(f"  {directory / SERVER_CONFIG_FILE}   nats-server -c this file (or include it)")
+    console.print(f"  {directory / SERVICES_ENV_FILE}       environment for api, compiler, scheduler")
+    for name in sorted(auth.agents):
+        groups = ",".join(auth.agents[name].groups)
+        console.print(f"  {directory / 'agents' / (name + '.yml')}   waterflow agent --config … (groups {groups})")
+    return 0
