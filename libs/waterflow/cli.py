@@ -320,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     dry_run.set_defaults(handler=cmd_dry_run)
     cli_agents.add_group_parser(sub)
     cli_agents.add_auth_parser(sub)
+    from .cli_secrets import add_secret_commands
+
+    add_secret_commands(sub)
     return parser
 
 

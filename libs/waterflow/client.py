@@ -15,6 +15,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,31 +71,42 @@ class Client:
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """Ask to cancel a running run (running steps are stopped, cleanup steps still run)."""
-        return self._json("POST", f"/v1/workflows/{run_id}/cancel", b"")
+        return self._json("POST", f"/v1/workflows/{quote(run_id, safe='')}/cancel", b"")
 
     def retry(self, run_id: str) -> dict[str, Any]:
         """Re-run a failed or cancelled run from where it failed, keeping succeeded steps."""
-        return self._json("POST", f"/v1/workflows/{run_id}/retry", b"")
+        return self._json("POST", f"/v1/workflows/{quote(run_id, safe='')}/retry", b"")
+
+    def set_secret(self, name: str, value: str) -> None:
+        """Store a secret for ``${{ secrets.NAME }}``; it is masked (***) in logs and outputs."""
+        self._json("PUT", f"/v1/secrets/{quote(name, safe='')}", json.dumps({"value": value}).encode(), "application/json")
+
+    def secrets(self) -> list[str]:
+        return [s["name"] for s in self._json("GET", "/v1/secrets")["secrets"]]
+
+    def delete_secret(self, name: str) -> None:
+        with self._request("DELETE", f"/v1/secrets/{quote(name, safe='')}"):
+            pass
 
     def validate(self, workflow: str, filename: str = "workflow.yml") -> dict[str, Any]:
         body = json.dumps({"workflow": workflow, "filename": filename}).encode()
         return self._json("POST", "/v1/validate", body, "application/json")
 
     def get(self, run_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/workflows/{run_id}")
+        return self._json("GET", f"/v1/workflows/{quote(run_id, safe='')}")
 
     def list(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._json("GET", f"/v1/workflows?limit={limit}")["runs"]
 
     def logs(self, run_id: str) -> list[dict[str, Any]]:
-        return self._json("GET", f"/v1/workflows/{run_id}/logs")["lines"]
+        return self._json("GET", f"/v1/workflows/{quote(run_id, safe='')}/logs")["lines"]
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
-        return self._json("GET", f"/v1/workflows/{run_id}/events")["events"]
+        return self._json("GET", f"/v1/workflows/{quote(run_id, safe='')}/events")["events"]
 
     def watch(self, run_id: str) -> Iterator[dict[str, Any]]:
         """Yield the run's events and log lines (``kind`` = event/log) until it finishes."""
-        with self._request("GET", f"/v1/workflows/{run_id}/watch", timeout=3600) as response:
+        with self._request("GET", f"/v1/workflows/{quote(run_id, safe='')}/watch", timeout=3600) as response:
             for line in response:
                 item = json.loads(line)
                 if item.get("kind") != "keepalive":

@@ -46,6 +46,8 @@ class StepTask(msgspec.Struct, frozen=True, kw_only=True):
     env: dict[str, str] = {}
     """Workflow, job and step env already merged (step wins)."""
     timeout_seconds: float | None = None
+    mask: list[str] = []
+    """Secret values this step can see: the agent replaces them with *** in logs and outputs."""
 
     @property
     def key(self) -> str:

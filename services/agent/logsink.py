@@ -14,6 +14,7 @@ from nats.js import JetStreamContext
 from waterflow_common import subjects
 from waterflow_common.log import get_logger
 from waterflow_common.messages import LogBatch, LogLine, StepTask, encode
+from waterflow_common.secrets import mask
 
 log = get_logger("waterflow.agent.logs")
 
@@ -33,6 +34,8 @@ class LogSink:
         self._flusher = asyncio.create_task(self._run())
 
     def emit(self, stream: str, text: str) -> None:
+        if self._task.mask:
+            text = mask(text, self._task.mask)
         self._lines.append(LogLine(time.time(), stream, text))  # type: ignore[arg-type]
         if len(self._lines) >= MAX_BATCH:
             self._wakeup.set()

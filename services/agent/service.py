@@ -23,11 +23,14 @@ from waterflow_common.agents import kv_stream
 from waterflow_common.auth import agent_inbox_prefix
 from waterflow_common.log import get_logger
 from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
+from waterflow_common.secrets import mask, mask_mapping
 from waterflow_common.settings import AgentSettings
 
 from .logsink import LogSink
 from .registration import Registration
-from .runner import run_script, step_environment
+from .executor import execute_step
+from .nodes.registry import agent_registry, default_plugin_dir
+from .runner import step_environment
 
 log = get_logger("waterflow.agent")
 _task_decoder = msgspec.json.Decoder(StepTask)
@@ -154,6 +157,9 @@ class Agent:
             return
         bound = log.bind(run_id=task.run_id, job=task.job_id, step=task.step.index, attempt=task.attempt)
         keepalive = asyncio.create_task(_keep_in_progress(msg, self.settings.ack_wait / 3))
+        # Registered before step.started is published: a cancel sent in answer to it must find the step.
+        cancel, reasons = asyncio.Event(), []
+        self._step_cancels[task.key] = (cancel, reasons)
         try:
             await self._publish(StepStarted(
                 run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt, agent=self.name,
@@ -173,17 +179,15 @@ class Agent:
                 "WATERFLOW_GROUP": task.group,
                 "WATERFLOW_WORKSPACE": str(workspace),
             }
-            cancel, reasons = asyncio.Event(), []
-            self._step_cancels[task.key] = (cancel, reasons)
             stop_on_shutdown = asyncio.create_task(_relay(self._cancel_all, cancel))
             try:
-                result = await run_script(
+                result = await execute_step(
                     task, workspace=workspace, temp_dir=self.work_dir / "_temp",
                     env=step_environment(os.environ, task, extra), emit=sink.emit, cancel=cancel,
+                    js=self.js, registry=agent_registry(default_plugin_dir(self.settings)),
                 )
             finally:
                 stop_on_shutdown.cancel()
-                self._step_cancels.pop(task.key, None)
                 await sink.close()
             if self._cancel_all.is_set() and not reasons:
                 bound.info("step.handed_back")
@@ -192,13 +196,15 @@ class Agent:
             result_type = StepSucceeded if result.succeeded else StepFailed
             await self._publish(result_type(
                 run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
-                agent=self.name, exit_code=result.exit_code, outputs=result.outputs,
-                error=f"cancelled: {reasons[0]}" if reasons else result.error,
+                agent=self.name, exit_code=result.exit_code, outputs=mask_mapping(result.outputs, task.mask),
+                error=f"cancelled: {reasons[0]}" if reasons else (result.error and mask(result.error, task.mask)),
                 started_at=started_at, cancelled=bool(reasons),
+                **({} if result.succeeded else {"retryable": result.retryable}),
             ))
             bound.info("step.finished", exit_code=result.exit_code, ok=result.succeeded)
             await msg.ack()
         finally:
+            self._step_cancels.pop(task.key, None)
             keepalive.cancel()
 
     async def _publish(self, event: EventBase) -> None:
@@ -311,4 +317,4 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
         puller.cancel()
     await asyncio.gather(*pullers, return_exceptions=True)
     await asyncio.wait_for(heartbeat, 10)  # writes the "stopped" record
-    await nc.drain()
+    await bus.close(nc)

@@ -228,4 +228,7 @@ def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Applica
     app.router.add_post("/v1/validate", validate)
     from .routes_agents import add_agent_routes  # /v1/agents, /v1/groups; groups: a ServerGroupProvider
     add_agent_routes(app, runs, groups)
+    from .routes_secrets import add_secret_routes
+
+    add_secret_routes(app, runs.js)
     return app

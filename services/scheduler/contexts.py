@@ -9,6 +9,8 @@ alias of ``waterflow`` so copied workflows keep working.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from waterflow_common.expressions import JobStatus, evaluate_value
@@ -41,7 +43,7 @@ def _to_text(value: Any) -> str:
     return to_string(value)
 
 
-def run_context(state: RunState, plan: Plan) -> dict[str, Any]:
+def run_context(state: RunState, plan: Plan, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Contexts available everywhere in the run."""
     run = {
         "id": state.run_id,
@@ -50,7 +52,7 @@ def run_context(state: RunState, plan: Plan) -> dict[str, Any]:
         "workflow": plan.name,
         "event_name": "manual",
     }
-    return {"inputs": dict(state.inputs), "vars": dict(plan.vars), "secrets": {}, "waterflow": run, "github": run, "run": run,
+    return {"inputs": dict(state.inputs), "vars": dict(plan.vars), "secrets": dict(secrets or {}), "waterflow": run, "github": run, "run": run,
             "workflow": {"name": plan.name}}
 
 
@@ -61,9 +63,11 @@ def needs_context(state: RunState, job: JobPlan) -> dict[str, Any]:
     }
 
 
-def job_contexts(state: RunState, plan: Plan, job_plan: JobPlan, job: JobState | None = None) -> dict[str, Any]:
+def job_contexts(
+    state: RunState, plan: Plan, job_plan: JobPlan, job: JobState | None = None, secrets: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """For job-level fields (``if``, ``runs-on``, matrix): no ``steps`` yet."""
-    contexts = run_context(state, plan)
+    contexts = run_context(state, plan, secrets)
     contexts["needs"] = needs_context(state, job_plan)
     contexts["env"] = _evaluated_env(plan.env, contexts)
     if job is not None and job.matrix is not None:
@@ -82,10 +86,12 @@ def steps_context(job: JobState, before: int) -> dict[str, Any]:
     return steps
 
 
-def step_contexts(state: RunState, plan: Plan, job: JobState, step: StepState) -> dict[str, Any]:
+def step_contexts(
+    state: RunState, plan: Plan, job: JobState, step: StepState, secrets: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """For step-level fields (``if``, ``with``, ``env``, the ``run`` script)."""
     job_plan = plan.jobs[job.job]
-    contexts = job_contexts(state, plan, job_plan, job)
+    contexts = job_contexts(state, plan, job_plan, job, secrets)
     contexts["env"] = {**contexts["env"], **_evaluated_env(job_plan.env, contexts)}
     contexts["steps"] = steps_context(job, step.index)
     contexts["job"] = {"status": job_result_so_far(state, job).lower()}
@@ -125,3 +131,11 @@ def job_status(state: RunState, plan: Plan, job_plan: JobPlan) -> JobStatus:
     if all(r == "succeeded" for r in results):
         return JobStatus()
     return JobStatus(success=False, failure=False, cancelled=False)
+
+
+_SECRET_REFERENCE = re.compile(r"secrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*'([A-Za-z_][A-Za-z0-9_]*)'\s*\])")
+
+
+def referenced_secrets(plan_json: bytes) -> set[str]:
+    """Secret names a plan mentions (``secrets.NAME`` or ``secrets['NAME']`` in any field)."""
+    return {a or b for a, b in _SECRET_REFERENCE.findall(plan_json.decode(errors="replace"))}

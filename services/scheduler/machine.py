@@ -45,6 +45,7 @@ from waterflow_common.messages import (
     utcnow,
 )
 from waterflow_common.plan import JobPlan, Plan, RetryPolicy, StepPlan
+from waterflow_common.secrets import mask
 from waterflow_common.state import TERMINAL, AttemptRecord, JobState, Outgoing, RunState, StepState
 
 from . import contexts
@@ -101,23 +102,25 @@ def apply(
     now: datetime | None = None,
     directory: Directory | None = None,
     blocked_by: str | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> list[Outgoing]:
     """Apply ``event`` to ``state`` in place; return what must be published because of it.
 
     ``blocked_by``: for run.created/run.unblocked, the run holding this run's concurrency group
     (the scheduler asked the group's slot before calling).
     """
-    run = _Run(state, plan, Effects(state, now or utcnow()), directory or {})
+    run = _Run(state, plan, Effects(state, now or utcnow()), directory or {}, secrets or {})
     run.apply(event, blocked_by)
     return run.effects.outgoing
 
 
 class _Run:
-    def __init__(self, state: RunState, plan: Plan, effects: Effects, directory: Directory) -> None:
+    def __init__(self, state: RunState, plan: Plan, effects: Effects, directory: Directory, secrets: Mapping[str, str]) -> None:
         self.state = state
         self.plan = plan
         self.effects = effects
         self.directory = directory
+        self.secrets = secrets
 
     @property
     def now(self) -> datetime:
@@ -301,11 +304,11 @@ class _Run:
     # --- job level ---------------------------------------------------------------------------
     def _start_or_skip_job(self, job: JobState) -> None:
         job_plan = self.plan.jobs[job.job]
-        ctx = contexts.job_contexts(self.state, self.plan, job_plan)
+        ctx = contexts.job_contexts(self.state, self.plan, job_plan, secrets=self.secrets)
         try:
             run_it = evaluate_condition(job_plan.if_ or "", ctx, status=contexts.job_status(self.state, self.plan, job_plan))
         except ExpressionError as error:
-            self._fail_job(job, f"job 'if' could not be evaluated: {error}")
+            self._fail_job(job, mask(f"job 'if' could not be evaluated: {error}", self.secrets.values()))
             return
         if not run_it:
             self._skip_job(job, "cancelled" if self.state.cancel_requested else "skipped")
@@ -395,7 +398,7 @@ class _Run:
             if step.status in IN_PROGRESS:
                 return
             step_plan = job_plan.steps[step.index]
-            ctx = contexts.step_contexts(self.state, self.plan, job, step)
+            ctx = contexts.step_contexts(self.state, self.plan, job, step, self.secrets)
             try:
                 run_it = evaluate_condition(step_plan.if_ or "", ctx, status=contexts.step_status(self.state, job))
             except ExpressionError as error:
@@ -421,7 +424,7 @@ class _Run:
             result = "cancelled"
         else:
             result = "succeeded"
-        ctx = contexts.job_contexts(self.state, self.plan, job_plan, job)
+        ctx = contexts.job_contexts(self.state, self.plan, job_plan, job, self.secrets)
         ctx["steps"] = contexts.steps_context(job, len(job.steps))
         for name, template in job_plan.outputs.items():
             try:
@@ -504,7 +507,7 @@ class _Run:
         ))
 
     def _fail_without_running(self, job: JobState, step: StepState, error: str) -> None:
-        step.error = error
+        step.error = mask(error, self.secrets.values())
         step.finished_at = self.now
         self._conclude(job, step, "failure")
 
@@ -548,7 +551,7 @@ class _Run:
     def _dispatch(self, job: JobState, step: StepState, ctx: dict[str, object] | None = None) -> bool:
         job_plan = self.plan.jobs[job.job]
         step_plan = job_plan.steps[step.index]
-        ctx = ctx or contexts.step_contexts(self.state, self.plan, job, step)
+        ctx = ctx or contexts.step_contexts(self.state, self.plan, job, step, self.secrets)
         try:
             concrete = msgspec.structs.replace(
                 step_plan,
@@ -570,6 +573,7 @@ class _Run:
             run_id=self.state.run_id, job_id=job.id, step=concrete, attempt=step.attempt, group=job.runs_on,
             env=dict(ctx["env"]),  # type: ignore[arg-type]
             timeout_seconds=None if timeout is None else float(timeout) * 60,
+            mask=sorted(set(self.secrets.values())),
         )
         self.effects.task(task, job.agent)
         self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,

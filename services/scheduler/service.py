@@ -31,6 +31,7 @@ from waterflow_common.expressions import ExpressionError, evaluate_value, to_str
 from waterflow_common.messages import Event, RunCreated, RunUnblocked, decode_event, encode
 from waterflow_common.plan import Plan
 from waterflow_common.pulling import Puller
+from waterflow_common.secrets import KvSecretProvider, SecretProvider
 from waterflow_common.settings import SchedulerSettings
 from waterflow_common.state import Outgoing, RunState, decode_plan, decode_state, encode_state
 
@@ -43,9 +44,14 @@ MAX_CONFLICT_RETRIES = 50
 
 
 class Scheduler:
-    def __init__(self, settings: SchedulerSettings, nc: Client, runs: KeyValue, plans: KeyValue, slots: KeyValue) -> None:
+    def __init__(
+        self, settings: SchedulerSettings, nc: Client, runs: KeyValue, plans: KeyValue, slots: KeyValue,
+        secrets: SecretProvider,
+    ) -> None:
         self.settings = settings
         self.concurrency = ConcurrencyGroups(slots)
+        self.secrets: SecretProvider = secrets
+        self._secret_names: dict[str, set[str]] = {}
         self.nc = nc
         self.js = nc.jetstream()
         self.runs = runs
@@ -84,6 +90,7 @@ class Scheduler:
         await msg.ack()
         if state is not None and state.finished:
             self._plans.pop(event.run_id, None)
+            self._secret_names.pop(event.run_id, None)
             self._locks.pop(event.run_id, None)
 
     async def _apply(self, event: Event) -> RunState | None:
@@ -94,7 +101,10 @@ class Scheduler:
             state = decode_state(entry.value)
             before = entry.value
             blocked_by = await self._admit(state, plan, event)
-            outgoing = machine.apply(state, plan, event, directory=await self._directory(plan), blocked_by=blocked_by)
+            outgoing = machine.apply(
+                state, plan, event, directory=await self._directory(plan), blocked_by=blocked_by,
+                secrets=await self._secrets(event.run_id),
+            )
             state.outbox = self._prune(state) + outgoing
             after = encode_state(state)
             if after == before:
@@ -129,6 +139,14 @@ class Scheduler:
         if holder is not None and holder != state.run_id:
             wake = RunUnblocked(run_id=holder, released_by=state.run_id)
             await self.js.publish(subjects.event(holder, wake.type), encode(wake), headers={subjects.MSG_ID_HEADER: wake.msg_id()})
+
+    async def _secrets(self, run_id: str) -> dict[str, str]:
+        """The values of the secrets this run's plan references (read fresh: they may rotate)."""
+        names = self._secret_names.get(run_id)
+        if names is None:
+            entry = await self.plans.get(run_id)
+            names = self._secret_names[run_id] = contexts.referenced_secrets(entry.value or b"")
+        return await self.secrets.get(names) if names else {}
 
     async def _directory(self, plan: Plan) -> dict[str, list[str]]:
         """Healthy agents of the groups this plan fans out to (empty when it has no fan-out)."""
@@ -180,7 +198,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     await bus.provision(js)
     scheduler = Scheduler(
         settings, nc, await js.key_value(subjects.RUNS_BUCKET), await js.key_value(subjects.PLANS_BUCKET),
-        await js.key_value(subjects.CONCURRENCY_BUCKET),
+        await js.key_value(subjects.CONCURRENCY_BUCKET), KvSecretProvider(await js.key_value(subjects.SECRETS_BUCKET)),
     )
     puller = Puller(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())
     log.info("scheduler.ready")
