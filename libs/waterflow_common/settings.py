@@ -52,8 +52,10 @@ class CompilerSettings(NatsSettings, kw_only=True):
 
 class SchedulerSettings(NatsSettings, kw_only=True):
     batch_size: int = 64
-    sweep_interval: float = 30.0
-    """Seconds between scans for runs whose pending messages nobody published."""
+    otel_endpoint: str | None = None
+    """OTLP/HTTP endpoint for traces, e.g. ``http://tempo:4318`` (spans go to ``/v1/traces``)."""
+    otel_file: str | None = None
+    """Write spans as JSON lines to this file instead (debugging, tests)."""
 
 
 class AgentSettings(NatsSettings, kw_only=True):

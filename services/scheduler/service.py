@@ -28,10 +28,21 @@ from nats.js.kv import KeyValue
 from waterflow_common import bus, subjects
 from waterflow_common.log import get_logger
 from waterflow_common.expressions import ExpressionError, evaluate_value, to_string
-from waterflow_common.messages import Event, RunCreated, RunUnblocked, decode_event, encode
+from waterflow_common.messages import (
+    Event,
+    JobCompleted,
+    RunCreated,
+    RunUnblocked,
+    StepFailed,
+    StepSucceeded,
+    TimerFired,
+    decode_event,
+    encode,
+)
 from waterflow_common.plan import Plan
 from waterflow_common.pulling import Puller
 from waterflow_common.secrets import KvSecretProvider, SecretProvider
+from waterflow_common.telemetry import RunTracer
 from waterflow_common.settings import SchedulerSettings
 from waterflow_common.state import Outgoing, RunState, decode_plan, decode_state, encode_state
 
@@ -52,6 +63,7 @@ class Scheduler:
         self.concurrency = ConcurrencyGroups(slots)
         self.secrets: SecretProvider = secrets
         self._secret_names: dict[str, set[str]] = {}
+        self.tracer = RunTracer.from_settings(settings.otel_endpoint, settings.otel_file)
         self.nc = nc
         self.js = nc.jetstream()
         self.runs = runs
@@ -78,22 +90,24 @@ class Scheduler:
             return
         async with self._locks[event.run_id]:
             try:
-                state = await self._apply(event)
+                state, outgoing = await self._apply(event)
             except NotFoundError:
                 log.error("event.unknown_run", run_id=event.run_id, type=event.type)
                 await msg.term()
                 return
-            if state is not None:
-                await self._publish_outbox(state)
-                if state.finished:
-                    await self._release(state)
+            await self._publish_outbox(state)
+            if state.finished:
+                await self._release(state)
+            if outgoing:
+                self._trace(event, state, outgoing)
         await msg.ack()
-        if state is not None and state.finished:
+        if state.finished:
             self._plans.pop(event.run_id, None)
             self._secret_names.pop(event.run_id, None)
             self._locks.pop(event.run_id, None)
 
-    async def _apply(self, event: Event) -> RunState | None:
+    async def _apply(self, event: Event) -> tuple[RunState, list[Outgoing]]:
+        """Apply the event under optimistic concurrency; return the state and what it decided."""
         plan = await self.plan(event.run_id)
         for _ in range(MAX_CONFLICT_RETRIES):
             entry = await self.runs.get(event.run_id)
@@ -108,15 +122,30 @@ class Scheduler:
             state.outbox = self._prune(state) + outgoing
             after = encode_state(state)
             if after == before:
-                return state
+                return state, []
             try:
                 await self.runs.update(event.run_id, after, last=entry.revision)
             except KeyWrongLastSequenceError:
                 log.debug("state.conflict", run_id=event.run_id)
                 continue
             log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
-            return state
+            return state, outgoing
         raise RuntimeError(f"run {event.run_id}: too many concurrent updates")
+
+    def _trace(self, event: Event, state: RunState, outgoing: list[Outgoing]) -> None:
+        """Spans for what this event finished: a step attempt, jobs, the run."""
+        if isinstance(event, (StepSucceeded, StepFailed, TimerFired)) and event.job_id in state.jobs:
+            job = state.jobs[event.job_id]
+            if event.step_index is not None and 0 <= event.step_index < len(job.steps):
+                step = job.steps[event.step_index]
+                if step.finished_at is not None:
+                    self.tracer.step_finished(state, job, step)
+        for entry in outgoing:
+            if entry.subject.endswith(".job.completed"):
+                job_id = msgspec.json.decode(entry.data, type=JobCompleted).job_id
+                self.tracer.job_finished(state, state.jobs[job_id])
+            elif entry.subject.endswith(".run.completed"):
+                self.tracer.run_finished(state)
 
     async def _admit(self, state: RunState, plan: Plan, event: Event) -> str | None:
         """For a run about to start: take its concurrency group, or learn whom it waits for."""
@@ -212,6 +241,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         msgs = fetch.result()
         if msgs:
             await _handle_batch(scheduler, msgs)
+    scheduler.tracer.shutdown()
     await bus.close(nc)
 
 
