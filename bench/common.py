@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,10 @@ from typing import Any
 
 from waterflow import Client
 from waterflow.embedded import Stack
+
+# A benchmark stopped with SIGTERM (``timeout``, CI) must still stop the stack it started:
+# turning the signal into SystemExit runs the ``finally`` blocks that do.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COMMAND = "echo hello"
@@ -82,6 +87,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "at": datetime.now().isoformat(timespec="seconds"),
+        # Other work on the machine while measuring shows up here.
+        "loadavg_1m_at_end": os.getloadavg()[0],
     }
 
 
