@@ -198,6 +198,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from waterflow_compiler import compile_workflow
     from waterflow_compiler.nodes import local_catalog
+    from waterflow_compiler.reuse import FileWorkflows, template_dirs
 
     failed = False
     reports = []
@@ -207,13 +208,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     nodes = local_catalog()  # built-ins and this machine's plugins
     for path in args.files:
         source = _read(path)
-        _, diagnostics = compile_workflow(source, path, nodes=nodes)
+        workflows = FileWorkflows(template_dirs(path))  # files called with job-level 'uses:'
+        _, diagnostics = compile_workflow(source, path, nodes=nodes, workflows=workflows)
         failed = failed or has_errors(diagnostics)
         if args.format == "json":
             reports.extend(diagnostics)
             continue
         if diagnostics:
-            print(format_text(diagnostics, source), file=sys.stderr)
+            print(_diagnostics_text(diagnostics, {**workflows.loaded, path: source}), file=sys.stderr)
         if not has_errors(diagnostics):
             console.print(f"{path}: [green]ok[/]" + (f" ({len(diagnostics)} warning{'s' if len(diagnostics) != 1 else ''})" if diagnostics else ""))
     if args.format == "json":
@@ -221,6 +223,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         print(json.dumps({"ok": not failed, "diagnostics": msgspec.to_builtins(reports)}, indent=2))
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def _diagnostics_text(diagnostics: list[Diagnostic], sources: dict[str, str]) -> str:
+    """Diagnostics of several files (a workflow and those it calls), each with its own source lines."""
+    paths = list(dict.fromkeys(d.path for d in diagnostics))
+    return "\n".join(format_text([d for d in diagnostics if d.path == p], sources.get(p)) for p in paths)
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
@@ -235,10 +243,13 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     from waterflow_common.log import configure
 
     configure("warning")
+    from waterflow_compiler.reuse import FileWorkflows, template_dirs
+
     source = _read(args.file)
-    plan, diagnostics = compile_workflow(source, args.file, nodes=local_catalog())
+    workflows = FileWorkflows(template_dirs(args.file))
+    plan, diagnostics = compile_workflow(source, args.file, nodes=local_catalog(), workflows=workflows)
     if diagnostics:
-        print(format_text(diagnostics, source), file=sys.stderr)
+        print(_diagnostics_text(diagnostics, {**workflows.loaded, args.file: source}), file=sys.stderr)
     if plan is None:
         return EXIT_USAGE
     if args.format == "json":

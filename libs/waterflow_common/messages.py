@@ -25,6 +25,9 @@ def utcnow() -> datetime:
 class CompileRequest(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     filename: str = "workflow.yml"
+    workflows: dict[str, str] = {}
+    """Files the workflow calls with job-level ``uses:``, by key (``templates/deploy.yml`` relative
+    to ``filename``'s directory, or ``name@v1``); see ``waterflow_compiler.reuse.collect``."""
 
 
 class CompileReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,7 +12,7 @@ from .yaml_source import Path
 
 KNOWN_CONTEXTS = frozenset({
     "github", "waterflow", "workflow", "run", "inputs", "vars", "secrets", "env", "needs", "strategy",
-    "matrix", "job", "steps", "agent",
+    "matrix", "job", "steps", "agent", "jobs",
 })
 RENAMED_CONTEXTS = {"runner": "agent"}
 """GitHub context names that Waterflow spells differently."""
@@ -30,6 +30,7 @@ _WORKFLOW_FIELDS: dict[str, frozenset[str]] = {
     "env": _BASE | {"secrets"},
     "concurrency": _BASE,
     "timeout-minutes": _BASE,
+    "outputs": _BASE | {"jobs"},
     "defaults": NONE,
     "name": NONE,
     "on": NONE,

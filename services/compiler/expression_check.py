@@ -189,6 +189,18 @@ def _check_reference(facts: Facts, where: Field, job: JobFacts | None, parts: li
         if name.lower() not in {i.lower() for i in facts.inputs}:
             return ("undefined-input", f"input {name!r} is not declared",
                     did_you_mean(name, facts.inputs, listing="declared inputs"))
+    if context == "jobs" and name is not None and name != "*":
+        jobs = {j.lower(): j for j in facts.jobs}
+        if name.lower() not in jobs:
+            return ("undefined-job", f"no job {name!r} in this workflow", did_you_mean(name, facts.jobs, listing="jobs"))
+        prop = parts[2] if len(parts) > 2 else None
+        declared = facts.jobs[jobs[name.lower()]].outputs
+        if prop is not None and prop.lower() == "outputs" and len(parts) > 3 and parts[3] != "*" and declared is not None:
+            if parts[3].lower() not in {o.lower() for o in declared}:
+                return ("undefined-output", f"job {jobs[name.lower()]!r} declares no output {parts[3]!r}",
+                        did_you_mean(parts[3], declared, listing="its outputs"))
+        elif prop is not None and prop.lower() not in _NEEDS_PROPERTIES:
+            return ("undefined-property", f"'jobs.{name}' has no property {prop!r}", "use 'outputs.<name>' or 'result'")
     if job is None:
         return None
     if context == "matrix":

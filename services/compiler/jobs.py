@@ -88,11 +88,6 @@ def condition(value: object) -> str | None:
 def build_job(report: Report, job_id: str, job: dict[str, Any], defaults: RunDefaults,
               catalog: nodes.NodeCatalog) -> JobPlan | None:
     path: Path = ("jobs", job_id)
-    if "uses" in job:
-        report.error((*path, "uses"), "not-supported",
-                     "calling a reusable workflow or template with 'uses' is not supported by this version of Waterflow yet",
-                     "copy the called workflow's jobs into this file for now", key=True)
-        return None
     group, each, labels = _runs_on(report, job_id, job)
     raw_strategy = job.get("strategy")
     strategy: dict[str, Any] = raw_strategy if isinstance(raw_strategy, dict) else {}

@@ -45,7 +45,7 @@ class Report:
 
     @property
     def failed(self) -> bool:
-        return has_errors(self.diagnostics)
+        return bool(has_errors(self.diagnostics))
 
     def sorted(self) -> list[Diagnostic]:
         """Every diagnostic once, in file order."""

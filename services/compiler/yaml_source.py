@@ -27,7 +27,7 @@ Path = tuple[str | int, ...]
 try:
     from yaml import cyaml
 
-    _Parser: Any = cyaml.CParser
+    _Parser: Any = cyaml.CParser  # type: ignore[attr-defined]
 except (ImportError, AttributeError):
     _Parser = None
 

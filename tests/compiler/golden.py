@@ -11,6 +11,7 @@ from pathlib import Path
 from waterflow_common.diagnostics import format_text
 from waterflow_compiler import compile_workflow
 from waterflow_compiler.nodes import MINIMAL_CATALOG
+from waterflow_compiler.reuse import mapping_loader
 
 CASES = Path(__file__).parent / "cases"
 
@@ -18,8 +19,11 @@ CASES = Path(__file__).parent / "cases"
 def render(case: Path) -> str:
     """What ``waterflow validate`` prints for a case, plus whether a plan was produced."""
     source = case.read_text(encoding="utf-8")
-    plan, diagnostics = compile_workflow(source, case.name, nodes=MINIMAL_CATALOG)
-    text = format_text(diagnostics, source)
+    called = {p.relative_to(CASES).as_posix(): p.read_text(encoding="utf-8") for p in CASES.glob("*/*.yml")}
+    plan, diagnostics = compile_workflow(source, case.name, nodes=MINIMAL_CATALOG, workflows=mapping_loader(called))
+    sources = {case.name: source, **called}
+    text = "\n".join(format_text([d for d in diagnostics if d.path == path], sources.get(path))
+                     for path in dict.fromkeys(d.path for d in diagnostics))
     status = "plan: ok" if plan is not None else "plan: none"
     return (text + "\n" if text else "") + status + "\n"
 

@@ -63,3 +63,19 @@ def test_dry_run_prints_levels_groups_and_matrix_without_running(tmp_path: Path)
 def test_dry_run_of_a_broken_file_exits_2() -> None:
     result = waterflow("dry-run", str(CASES / "matrix.yml"))
     assert result.returncode == 2 and "[matrix]" in result.stderr and result.stdout == ""
+
+
+def test_validate_reads_called_workflows_and_shows_their_lines(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "say.yml").write_text(
+        "inputs:\n  text: {required: true}\njobs:\n  echo:\n    runs-on: local\n    steps:\n      - run: echo ${{ inputs.txt }}\n")
+    (tmp_path / "main.yml").write_text("jobs:\n  hello:\n    uses: ./templates/say.yml\n    with: {text: hi}\n")
+    result = waterflow("validate", str(tmp_path / "main.yml"))
+    assert result.returncode == 2
+    assert "templates/say.yml:7:23: input 'txt' is not declared [undefined-input]" in result.stderr
+    assert "      - run: echo ${{ inputs.txt }}" in result.stderr
+    (tmp_path / "templates" / "say.yml").write_text(
+        "inputs:\n  text: {required: true}\njobs:\n  echo:\n    runs-on: local\n    steps:\n      - env: {TEXT: '${{ inputs.text }}'}\n        run: echo \"$TEXT\"\n")
+    result = waterflow("dry-run", str(tmp_path / "main.yml"))
+    assert result.returncode == 0, result.stderr
+    assert "job hello-echo (hello / echo) → group local" in result.stdout

@@ -29,14 +29,14 @@ WORKFLOWS = st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=6) | st.fixe
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=400))
 def test_arbitrary_text_only_gives_diagnostics(text: str) -> None:
     plan, diagnostics = compile_workflow(text, "w.yml")
     assert plan is not None or diagnostics
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(WORKFLOWS)
 def test_arbitrary_yaml_structures_only_give_diagnostics(document: dict[str, object]) -> None:
     source = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
@@ -46,7 +46,7 @@ def test_arbitrary_yaml_structures_only_give_diagnostics(document: dict[str, obj
         assert diagnostic.line >= 1 and diagnostic.col >= 1 and diagnostic.message
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.sampled_from(["jobs:", "  a:", "    runs-on: web", "    steps:", "      - run: |",
                                  "          echo ${{ x", "      - uses: sleep@v1", "        with:", "          seconds: 1",
                                  "    needs: a", "  b:", "    strategy:", "      matrix:", "        os: [a, b]",

@@ -62,7 +62,9 @@ CASES = [
     ("input-default-type", "inputs:\n  n: {type: number, default: x}\njobs:\n  a:\n" + OK_JOB, "input", 2, 30, "error"),
     ("choice-without-options", "inputs:\n  c: {type: choice}\njobs:\n  a:\n" + OK_JOB, "input", 2, 3, "error"),
     ("expression-in-number", "jobs:\n  a:\n    timeout-minutes: ${{ 5 }}\n" + OK_JOB, "not-supported", 3, 22, "error"),
-    ("reusable-workflow", "jobs:\n  a:\n    uses: ./x.yml\n", "not-supported", 3, 5, "error"),
+    ("reusable-workflow-without-files", "jobs:\n  a:\n    uses: ./x.yml\n", "reusable-workflow", 3, 11, "error"),
+    ("reusable-workflow-bad-reference", "jobs:\n  a:\n    uses: x.yml\n", "reusable-workflow", 3, 11, "error"),
+    ("reusable-workflow-with-steps", "jobs:\n  a:\n    uses: ./x.yml\n    steps: []\n", "reusable-workflow", 4, 5, "error"),
 ]
 
 
