@@ -19,12 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-
 from waterflow_common.errors import NonRetryableError, RetryableError, WaterflowError
 from waterflow_common.log import get_logger
 from waterflow_common.messages import StepTask
 
-from .nodes.base import CommandFailed, Masker, Node, NodeContext, NodeLogger, string_outputs
+from .nodes.base import (
+    CommandFailed,
+    Masker,
+    Node,
+    NodeContext,
+    NodeLogger,
+    string_outputs,
+)
 from .nodes.registry import NodeRegistry, agent_registry
 from .outputs import OutputFileError, parse_output_file
 from .runner import Emit, run_script
@@ -114,7 +120,7 @@ async def _execute_node(
 ) -> StepResult:
     step = task.step
     uses = step.uses or ""
-    masker = Masker(list(secrets.values()))
+    masker = Masker([*secrets.values(), *task.mask])  # task.mask: secret values the scheduler resolved
     try:
         entry = registry.resolve(uses)
         params = prepare_params(entry.node, step.with_)

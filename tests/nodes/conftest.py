@@ -3,7 +3,6 @@ for the Object Store, and a real container engine (podman serving the Docker API
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -13,9 +12,8 @@ from typing import Any
 
 import nats
 import pytest
-
-from waterflow.embedded import free_port, nats_server_binary, wait_for_port
 from nodetest import NodeRunner
+from waterflow.embedded import free_port, nats_server_binary, wait_for_port
 from waterflow_agent.nodes import NodeRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,6 @@ import configparser
 import json
 
 import yaml
-
 from nodetest import NodeRunner
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import docker
 import pytest
-
 from nodetest import BUSYBOX, NodeRunner
 
 

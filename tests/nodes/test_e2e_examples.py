@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from waterflow import Client
 from waterflow.embedded import Stack
 

@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from waterflow import Client
 from waterflow.embedded import Stack
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from nodetest import NodeRunner
 from waterflow_common import subjects
 

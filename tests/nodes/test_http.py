@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
-
 from nodetest import NodeRunner
 from waterflow.embedded import free_port
 

@@ -17,8 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from waterflow_agent.nodes.builtins import BUILTIN_NODES  # noqa: E402
-from waterflow_agent.nodes.base import Node  # noqa: E402
+from waterflow_agent.nodes.base import Node
+from waterflow_agent.nodes.builtins import BUILTIN_NODES
 
 DOCS = ROOT / "docs" / "reference" / "nodes"
 START, END = "<!-- generated: do not edit by hand -->", "<!-- end of generated -->"

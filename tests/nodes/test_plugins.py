@@ -11,7 +11,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from nodetest import NodeRunner
 from waterflow_agent.nodes import NodeRegistry, builtin_catalog, describe
 
@@ -181,7 +180,7 @@ def test_describe_lists_builtins_with_their_specs() -> None:
 
 
 def test_public_api_names_import() -> None:
-    import waterflow_agent.nodes as nodes
+    from waterflow_agent import nodes
 
     for name in nodes.__all__:
         assert getattr(nodes, name) is not None

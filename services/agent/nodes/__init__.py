@@ -7,7 +7,14 @@ the agent's plugin directory or publish it in a package under the entry-point gr
 
 from waterflow_common.errors import NonRetryableError, RetryableError
 
-from .base import CommandFailed, Node, NodeContext, NodeLogger, ProcessResult, string_outputs
+from .base import (
+    CommandFailed,
+    Node,
+    NodeContext,
+    NodeLogger,
+    ProcessResult,
+    string_outputs,
+)
 from .catalog import builtin_catalog, describe
 from .registry import ENTRY_POINT_GROUP, NodeRegistry, UnknownNode, parse_uses
 

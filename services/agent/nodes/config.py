@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from waterflow_common.errors import NonRetryableError
 
 from .base import Node, NodeContext, string_outputs
@@ -89,7 +88,7 @@ def get_path(document: Any, key: str) -> Any:
     return node
 
 
-def set_path(document: dict[str, Any], key: str, value: Any) -> bool:
+def set_path(document: Any, key: str, value: Any) -> bool:
     parts = _parts(key)
     node: Any = document
     for index, part in enumerate(parts[:-1]):

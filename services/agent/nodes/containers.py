@@ -164,7 +164,7 @@ class Docker(Node):
         status = await call(container.wait)
         try:
             await asyncio.wait_for(follower, 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return int(status.get("StatusCode", -1)), ctx.masker("\n".join(kept))
 

@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from waterflow_common import subjects
-from waterflow_common.errors import InfrastructureError, NonRetryableError, RetryableError
+from waterflow_common.errors import (
+    InfrastructureError,
+    NonRetryableError,
+    RetryableError,
+)
 
 from .base import Node, NodeContext
 
@@ -119,7 +123,7 @@ class FileUpload(Node):
             with source.open("rb") as handle:
                 info = await store.put(name, _Progress(handle, size, ctx, "uploaded"),  # type: ignore[arg-type]
                                        meta=ObjectMeta(name=name, headers={"Waterflow-Sha256": checksum, "Waterflow-Mode": format(source.stat().st_mode & 0o7777, "04o")}))
-        except (OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError) as error:
             raise RetryableError(f"upload of {name} failed: {error or type(error).__name__}") from None
         except Exception as error:
             raise RetryableError(f"upload of {name} failed: {type(error).__name__}: {error}") from None
@@ -177,7 +181,7 @@ class FileDownload(Node):
             partial.replace(target)
         except DigestMismatchError:
             raise RetryableError(f"{name}: the content does not match the stored digest (corrupted transfer)") from None
-        except (OSError, asyncio.TimeoutError, InfrastructureError) as error:
+        except (TimeoutError, OSError, InfrastructureError) as error:
             raise RetryableError(f"download of {name} failed: {error or type(error).__name__}") from None
         finally:
             partial.unlink(missing_ok=True)

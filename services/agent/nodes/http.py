@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 import aiohttp
-
 from waterflow_common.errors import NonRetryableError, RetryableError
 
 from .base import Node, NodeContext
@@ -88,7 +87,7 @@ class Http(Node):
                     truncated = len(raw) > limit or (limit == 0 and response.content_length not in (None, 0))
                     raw = raw[:limit]
                     status, headers = response.status, {k: v for k, v in response.headers.items()}
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RetryableError(f"{method} {url}: no complete answer within {timeout:g}s") from None
         except aiohttp.InvalidURL as error:
             raise NonRetryableError(f"invalid URL {str(error)!r}") from None
@@ -110,9 +109,9 @@ class Http(Node):
             snippet = text[:200].replace("\n", " ")
             message = f"{method} {url} answered {status}, expected {wanted}" + (f": {snippet}" if snippet else "")
             error_type = RetryableError if status in RETRYABLE_STATUS else NonRetryableError
-            error = error_type(message)
-            error.outputs = outputs  # type: ignore[attr-defined]
-            raise error
+            failure = error_type(message)
+            failure.outputs = outputs  # type: ignore[attr-defined]  # the executor reports them with the error
+            raise failure
         return outputs
 
 

@@ -83,7 +83,7 @@ async def run_process(
             await process.stdin.drain()
             process.stdin.close()
         await asyncio.wait_for(process.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         ctx.log.system(f"{argv[0]} timed out after {timeout:g}s: stopping its processes")
         await _kill(process)
         raise RetryableError(f"{Path(argv[0]).name} timed out after {timeout:g} seconds") from None
@@ -111,6 +111,6 @@ async def _kill(process: asyncio.subprocess.Process) -> None:
     _signal(process.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(asyncio.shield(process.wait()), KILL_GRACE_SECONDS)
-    except (asyncio.TimeoutError, asyncio.CancelledError):
+    except (TimeoutError, asyncio.CancelledError):
         _signal(process.pid, signal.SIGKILL)
         await process.wait()

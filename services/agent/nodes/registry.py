@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-
 from waterflow_common.errors import NonRetryableError
 from waterflow_common.log import get_logger
 
@@ -208,7 +207,7 @@ class NodeRegistry:
                 for other_path, other in self._plugins.items():
                     if other_path != path and any(n.ref() == node.ref() for n in other.nodes):
                         raise ValueError(f"{node.ref()} is already provided by plugin:{other_path}")
-        except BaseException as error:  # noqa: BLE001 — SystemExit in a plugin must not stop the agent
+        except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
                 raise
             _forget(module_name)

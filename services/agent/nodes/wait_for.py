@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import aiohttp
-
 from waterflow_common.errors import NonRetryableError, RetryableError
 
 from .base import Node, NodeContext
@@ -61,7 +60,7 @@ class WaitFor(Node):
         host, _, port = target.rpartition(":")
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), min(timeout, 5))
-        except (OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError) as error:
             return str(error) or type(error).__name__
         writer.close()
         try:
@@ -78,7 +77,7 @@ class WaitFor(Node):
                     status = response.status
         except aiohttp.InvalidURL as error:
             raise NonRetryableError(f"invalid URL {str(error)!r}") from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError) as error:
             return str(error) or type(error).__name__
         ok = (200 <= status < 300) if expected is None else status in ([expected] if isinstance(expected, int) else expected)
         return "" if ok else f"status {status}"
