@@ -143,7 +143,7 @@ def bench_stack(agents: int = 1, group: str = "bench", max_concurrent: int = 4, 
                 wait_for_agent(stack, f"agent-{i}")
             yield stack
         finally:
-            stack.stop()
+            stack.stop(timeout=3)  # a benchmark needs no graceful hand-back of running steps
 
 
 def wait_for_agent(stack: Stack, name: str, timeout: float = 60.0) -> None:

@@ -39,7 +39,7 @@ def once(idle: float) -> dict[str, float]:
             time.sleep(idle)
             rss = {name: rss_kib(p.pid) / 1024 for name, p in stack.processes.items()}
         finally:
-            stack.stop()
+            stack.stop(timeout=3)
     return {"ready_s": ready_s, **{f"rss_mib_{name}": value for name, value in rss.items()}}
 
 

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.steps, args.workflows, args.agents, args.repeat = 5, 3, "1,2", 1
+        args.steps, args.workflows, args.agents, args.repeat = 5, 3, "2", 1
     results = []
     for agents in [int(a) for a in args.agents.split(",")]:
         with bench_stack(agents=agents) as stack:
