@@ -134,3 +134,19 @@ async def test_compose_up_from_file_fails_when_a_service_exits(docker_runner: No
     finally:
         for container in engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
             container.remove(force=True)
+
+
+async def test_cancelled_attached_run_removes_its_container(docker_runner: NodeRunner, engine: Any, name: str) -> None:
+    import asyncio
+
+    cancel = asyncio.Event()
+    running = asyncio.create_task(docker_runner("docker", {"action": "run", "image": BUSYBOX, "name": name,
+                                                           "command": ["sh", "-c", "echo up; sleep 300"]}, cancel=cancel))
+    deadline = asyncio.get_running_loop().time() + 30
+    while not engine.containers.list(filters={"name": name}):
+        assert asyncio.get_running_loop().time() < deadline, "the container never started"
+        await asyncio.sleep(0.1)
+    cancel.set()
+    step = await asyncio.wait_for(running, 30)
+    assert step.result.error == "cancelled"
+    assert not engine.containers.list(all=True, filters={"name": name})

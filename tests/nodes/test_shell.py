@@ -121,3 +121,10 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+async def test_sleep_runs_on_the_agent_if_it_ever_gets_there(run_node: NodeRunner) -> None:
+    step = await run_node("sleep@v1", {"seconds": "10ms"})
+    assert step.result.succeeded, step.result.error
+    bad = await run_node("sleep@v1", {"seconds": "soon"})
+    assert not bad.result.retryable
