@@ -40,8 +40,10 @@ def options(parser: argparse.ArgumentParser) -> set[str]:
             continue
         if action.option_strings:
             found.add(max(action.option_strings, key=len))
+        elif action.choices:
+            found.add("{" + ",".join(map(str, action.choices)) + "}")
         else:
-            found.add(action.dest)
+            found.add(action.metavar if isinstance(action.metavar, str) else action.dest)
     return found
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,8 +25,9 @@ def _spec() -> dict[str, Any]:
 
 
 def _app_routes() -> set[tuple[str, str]]:
-    # make_app only stores the Runs object; no route handler runs here, so no NATS is needed.
-    app = make_app(None, None)  # type: ignore[arg-type]
+    # make_app only stores the Runs object (and its ``js``); no route handler runs here, so no
+    # NATS is needed and the Runs object can be a bare holder.
+    app = make_app(SimpleNamespace(js=None, nc=None), None)  # type: ignore[arg-type]
     routes = set()
     for route in app.router.routes():
         method = route.method.lower()
