@@ -15,7 +15,7 @@ from waterflow_common.plan import JobPlan, RetryPolicy, StepPlan
 
 from . import matrix as matrix_module
 from . import nodes
-from .durations import DURATION_HINT, parse_duration
+from waterflow_common.durations import DURATION_HINT, parse_duration
 from .graph import JOB_ID, needs_of
 from .report import Report
 from .yaml_source import Path

@@ -14,13 +14,13 @@ JetStream, which later delivers a ``timer.fired`` event.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
 
 from waterflow_common import subjects
+from waterflow_common.durations import DURATION_HINT, parse_duration
 from waterflow_common.expressions import ExpressionError, evaluate_condition, evaluate_value, render
 from waterflow_common.messages import (
     CancelStep,
@@ -587,11 +587,9 @@ def backoff_delay(policy: RetryPolicy, failed_attempts: int) -> float:
 
 
 def _seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"'seconds' must be a number, got {value!r}")
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"'seconds' must be a positive number, got {value!r}")
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise ValueError(f"'seconds' must be a duration ({DURATION_HINT}), got {value!r}")
     return seconds
 
 

@@ -6,7 +6,7 @@ import textwrap
 
 from waterflow_common.plan import Concurrency, InputSpec, Plan, RetryPolicy
 from waterflow_compiler import compile_workflow
-from waterflow_compiler.durations import parse_duration
+from waterflow_common.durations import parse_duration
 from waterflow_compiler.graph import levels
 
 
@@ -245,3 +245,10 @@ def test_a_custom_node_catalog_validates_with_against_its_schema() -> None:
     assert plan is None and [(d.rule, d.line, d.col) for d in diagnostics] == [("node-input", 6, 42)]
     ok, diagnostics = compile_workflow(source.replace("PUT", "POST"), "w.yml", nodes=catalog)
     assert ok is not None and not diagnostics
+
+
+def test_every_public_name_imports() -> None:
+    import waterflow_compiler
+
+    for name in waterflow_compiler.__all__:
+        assert getattr(waterflow_compiler, name) is not None
