@@ -69,8 +69,8 @@ def test_kill_agent_during_long_step_redelivers_to_another(tmp_path: Path) -> No
         marker = tmp_path / "attempts.txt"
         workflow = f"jobs:\n  long:\n    runs-on: local\n    steps:\n      - run: echo $WATERFLOW_AGENT >> {marker}; sleep 4; echo finished\n"
         run_id = client.submit(workflow, "long.yml")["id"]
-        wait_until(lambda: step_status(client, run_id, "long", 0) == "running", 30, "the step to start")
-        first = client.get(run_id)["jobs"]["long"]["steps"][0]["agent"]
+        wait_until(lambda: marker.exists() and marker.read_text().strip(), 30, "the step's script to start")
+        first = marker.read_text().split()[0]
         stack.kill("local-agent" if first == "local-agent" else "second-agent")
         state = client.wait(run_id, timeout=60)
         assert state["status"] == "succeeded"
