@@ -29,6 +29,7 @@ import msgspec
 from nats.js import JetStreamContext
 
 from . import subjects
+from .messages import StepFailed
 from .streams import read_stored
 
 __all__ = [
@@ -40,10 +41,12 @@ __all__ = [
     "UNHEALTHY_AFTER",
     "agent_status",
     "decode_agent",
+    "fail_lost_steps",
     "get_agent",
     "healthy_agents",
     "labels_match",
     "list_agents",
+    "lost_step_failures",
 ]
 
 AgentStatus = Literal["healthy", "unhealthy", "offline"]
@@ -52,6 +55,8 @@ UNHEALTHY_AFTER = 3
 """Missed heartbeat intervals after which an agent is unhealthy."""
 OFFLINE_AFTER = 12
 """Missed heartbeat intervals after which an agent is offline."""
+LOST_AFTER = 6
+"""Missed heartbeat intervals after which the steps only this agent could run are reported lost."""
 
 KV_OPERATION_HEADER = "KV-Operation"
 
@@ -85,6 +90,9 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
     running: int = 0
     running_steps: tuple[str, ...] = ()
     """Keys of the step attempts it is running (``run:job:step:attempt``)."""
+    pinned_steps: tuple[str, ...] = ()
+    """The running steps that came on its own subject (fan-out): nobody else can take them over,
+    so if the agent is lost they are reported failed (:func:`fail_lost_steps`)."""
     started_at: datetime
     heartbeat_at: datetime
     """The agent's own clock at this heartbeat (health uses the server's timestamp instead)."""
@@ -92,6 +100,9 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
     stopped: bool = False
     """True in the last record of an agent that shut down cleanly: offline at once."""
     nodes: tuple[NodeSpec, ...] = ()
+    lost_at: datetime | None = None
+    """Set by :func:`fail_lost_steps` when it reported this agent's pinned steps as lost; the
+    agent's next heartbeat (if it ever comes back) clears it."""
 
 
 class AgentRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,6 +113,8 @@ class AgentRecord(msgspec.Struct, frozen=True, kw_only=True):
     seen_at: datetime
     """When NATS stored the latest heartbeat."""
     age_seconds: float
+    revision: int = 0
+    """KV revision of the record (for a revision-checked rewrite)."""
 
     def to_builtins(self) -> dict[str, object]:
         """The JSON shape of ``GET /v1/agents``: the AgentInfo fields plus status and age."""
@@ -120,7 +133,7 @@ def decode_agent(data: bytes) -> AgentInfo:
 
 def agent_status(info: AgentInfo, age_seconds: float) -> AgentStatus:
     """Health from the age of the latest heartbeat, in units of the agent's own interval."""
-    if info.stopped:
+    if info.stopped or info.lost_at is not None:
         return "offline"
     interval = max(info.heartbeat_interval, 0.1)
     if age_seconds < UNHEALTHY_AFTER * interval:
@@ -168,7 +181,10 @@ async def list_agents(js: JetStreamContext, now: datetime | None = None) -> list
         if seen_at.tzinfo is None:
             seen_at = seen_at.replace(tzinfo=UTC)
         age = max((now - seen_at).total_seconds(), 0.0)
-        latest[info.name] = AgentRecord(info=info, status=agent_status(info, age), seen_at=seen_at, age_seconds=age)
+        latest[info.name] = AgentRecord(
+            info=info, status=agent_status(info, age), seen_at=seen_at, age_seconds=age,
+            revision=msg.metadata.sequence.stream,
+        )
     return [latest[name] for name in sorted(latest)]
 
 
@@ -197,3 +213,60 @@ async def healthy_agents(
     records = [r for r in await list_agents(js) if r.status == "healthy"]
     members = groups.members(group, [r.info for r in records])
     return [a for a in members if labels_match(a.labels, labels)]
+
+
+def lost_step_failures(records: Iterable[AgentRecord]) -> list[tuple[AgentRecord, StepFailed]]:
+    """For every agent silent for more than LOST_AFTER intervals, a ``step.failed`` for each
+    step only it could run (its own subject), naming the agent and how long it has been silent.
+
+    Steps it took from a group subject are not in the list: JetStream hands those to another
+    agent of the group after ``ack_wait`` by itself.
+    """
+    failures: list[tuple[AgentRecord, StepFailed]] = []
+    for record in records:
+        info = record.info
+        if info.lost_at is not None or not info.pinned_steps:
+            continue
+        if record.age_seconds <= LOST_AFTER * max(info.heartbeat_interval, 0.1) and not info.stopped:
+            continue
+        for key in info.pinned_steps:
+            try:
+                run_id, job_id, step_index, attempt = key.rsplit(":", 3)
+                event = StepFailed(
+                    run_id=run_id, job_id=job_id, step_index=int(step_index), attempt=int(attempt), agent=info.name,
+                    error=(f"agent {info.name} lost: no heartbeat for {record.age_seconds:.0f}s "
+                           f"(last seen {record.seen_at:%Y-%m-%d %H:%M:%S} UTC) while running this step"),
+                )
+            except ValueError:
+                continue
+            failures.append((record, event))
+    return failures
+
+
+async def fail_lost_steps(js: JetStreamContext) -> int:
+    """Publish ``step.failed`` for the pinned steps of lost agents; returns how many.
+
+    Meant to be called every few seconds by a scheduler (several may: the ``Nats-Msg-Id`` of a
+    step.failed is the attempt's, so duplicates are dropped). Afterwards the agent's record is
+    marked ``lost_at`` (revision-checked, so a heartbeat that just arrived wins), which keeps the
+    next call from reporting the same steps again.
+    """
+    from .messages import encode
+
+    failures = lost_step_failures(await list_agents(js))
+    if not failures:
+        return 0
+    kv = await js.key_value(subjects.AGENTS_BUCKET)
+    marked: set[str] = set()
+    for record, event in failures:
+        await js.publish(subjects.event(event.run_id, event.type), encode(event),
+                         headers={subjects.MSG_ID_HEADER: event.msg_id()})
+        if record.info.name in marked:
+            continue
+        marked.add(record.info.name)
+        lost = msgspec.structs.replace(record.info, lost_at=datetime.now(UTC))
+        try:
+            await kv.update(record.info.name, encode(lost), last=record.revision)
+        except Exception:  # the agent came back (or another scheduler marked it): fine
+            pass
+    return len(failures)

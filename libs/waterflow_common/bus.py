@@ -129,17 +129,28 @@ async def connect(
     loop = asyncio.get_running_loop()
     deadline = None if connect_timeout is None else loop.time() + connect_timeout
     while True:
+        nc = Client()
         try:
-            nc = await nats.connect(**options)  # type: ignore[arg-type]
+            await nc.connect(**options)  # type: ignore[arg-type]
             connected = True
             return nc
         except InfrastructureError:
+            await _discard(nc)
             raise
         except Exception as error:  # nats raises several unrelated types for "not there yet"
+            await _discard(nc)
             if deadline is not None and loop.time() >= deadline:
                 raise
             log.info("nats.waiting", url=settings.nats_url, error=str(error) or type(error).__name__)
             await asyncio.sleep(0.5)
+
+
+async def _discard(nc: Client) -> None:
+    """Close a client whose first connection failed (else its socket leaks until collected)."""
+    try:
+        await nc.close()
+    except Exception:
+        pass
 
 
 def _is_auth_failure(error: Exception) -> bool:

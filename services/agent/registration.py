@@ -62,13 +62,21 @@ def node_specs() -> tuple[NodeSpec, ...]:
 
 
 class Registration:
-    """Keeps one agent's record fresh; ``running()`` reports the step keys it runs right now."""
+    """Keeps one agent's record fresh; ``running()`` reports the step keys it runs right now,
+    ``pinned()`` those of them that only this agent can run (its own subject)."""
 
-    def __init__(self, settings: AgentSettings, js: JetStreamContext, running: Callable[[], Sequence[str]]) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        js: JetStreamContext,
+        running: Callable[[], Sequence[str]],
+        pinned: Callable[[], Sequence[str]] = lambda: (),
+    ) -> None:
         self.settings = settings
         self.js = js
         self.name = subjects.check_token(settings.agent_name, "agent name")
         self._running = running
+        self._pinned = pinned
         self._kv: KeyValue | None = None
         self.started_at = utcnow()
         self._nodes: tuple[NodeSpec, ...] | None = None
@@ -89,6 +97,7 @@ class Registration:
             capacity=self.settings.max_concurrent_steps,
             running=len(running),
             running_steps=running,
+            pinned_steps=tuple(self._pinned()),
             started_at=self.started_at,
             heartbeat_at=now or utcnow(),
             heartbeat_interval=self.settings.heartbeat_interval,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -50,6 +51,10 @@ class Agent:
         self._cancel_all = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._generation = 0
+        self._pullers = 0
+        self._pinned: dict[asyncio.Task[None], str] = {}
+        self.on_steps_changed: Callable[[], None] = lambda: None
+        """Called when pinned steps start or end (the registration heartbeats at once)."""
         self._step_cancels: dict[str, tuple[asyncio.Event, list[str]]] = {}
         """Task key -> (event that stops the step, reason) for CancelStep commands."""
 
@@ -76,6 +81,14 @@ class Agent:
         the consumer reports pending tasks that fetch does not return: after a server restart an
         existing pull subscription may silently stop receiving (nats.py issue #504).
         """
+        assert config.durable_name is not None
+        self._pullers += 1
+        try:
+            await self._pull_loop(source, config, stop)
+        finally:
+            self._pullers -= 1
+
+    async def _pull_loop(self, source: str, config: js_api.ConsumerConfig, stop: asyncio.Event) -> None:
         assert config.durable_name is not None
         while not stop.is_set():
             try:
@@ -105,7 +118,10 @@ class Agent:
         while not stop.is_set():
             if self._generation != generation:
                 return "reconnected"
-            free = self.settings.max_concurrent_steps - self._reserved
+            # Each puller (one per group, one for the agent's own subject) asks for its share of
+            # the free slots, so one consumer's long fetch cannot starve the others.
+            share = max(1, self.settings.max_concurrent_steps // max(self._pullers, 1))
+            free = min(self.settings.max_concurrent_steps - self._reserved, share)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -123,10 +139,15 @@ class Agent:
                 failures += 1
                 await _sleep_or_stop(stop, 0.5)
             self._reserved -= free - len(msgs)
+            if len(msgs) < free:
+                self._slot_freed.set()  # wake a puller waiting for the slots this one did not use
+                await asyncio.sleep(0)  # and let it take them before this one asks again
             for msg in msgs:
                 task = asyncio.create_task(self._execute(msg))
                 self._running.add(task)
                 task.add_done_callback(self._done)
+                if msg.subject == subjects.agent_tasks(self.name):
+                    self._track_pinned(task, msg)
             if failures >= 3:
                 return "fetch failing"
             if msgs:
@@ -147,6 +168,22 @@ class Agent:
         self._running.discard(task)
         self._reserved -= 1
         self._slot_freed.set()
+        if self._pinned.pop(task, None) is not None:
+            self.on_steps_changed()
+
+    def _track_pinned(self, task: asyncio.Task[None], msg: Msg) -> None:
+        """Remember a task only this agent can run (from its own subject), and announce it at
+        once: if this agent dies, the scheduler can see in its last heartbeat what was lost."""
+        try:
+            self._pinned[task] = _task_decoder.decode(msg.data).key
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return  # _execute reports and terminates it
+        self.on_steps_changed()
+
+    @property
+    def pinned_steps(self) -> list[str]:
+        """Keys of running steps that came on this agent's own subject (fan-out instances)."""
+        return sorted(self._pinned.values())
 
     async def _execute(self, msg: Msg) -> None:
         try:
@@ -295,8 +332,9 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
     await ensure_provisioned(js, stop)
     agent = Agent(settings, js)
     holder.append(agent)
-    registration = Registration(settings, js, lambda: agent.running_steps)
+    registration = Registration(settings, js, lambda: agent.running_steps, lambda: agent.pinned_steps)
     registration_holder.append(registration)
+    agent.on_steps_changed = registration.nudge
 
     async def on_control(msg: Msg) -> None:
         try:
