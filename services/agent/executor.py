@@ -124,10 +124,14 @@ async def _execute_node(
     try:
         entry = registry.resolve(uses)
         params = prepare_params(entry.node, step.with_)
+        node = entry.node()
     except NonRetryableError as error:
         emit("system", masker(str(error)))
         return StepResult(exit_code=None, error=masker(str(error)), retryable=False)
-    node = entry.node()
+    except Exception as error:  # a plugin whose constructor fails: its bug, this step's failure
+        message = f"node {uses!r} could not be created: {type(error).__name__}: {masker(str(error))}"
+        emit("system", message)
+        return StepResult(exit_code=None, error=message, retryable=False)
     workdir = workspace / step.working_directory if step.working_directory else workspace
     workdir.mkdir(parents=True, exist_ok=True)
     temp_dir.mkdir(parents=True, exist_ok=True)

@@ -184,3 +184,12 @@ def test_public_api_names_import() -> None:
 
     for name in nodes.__all__:
         assert getattr(nodes, name) is not None
+
+
+async def test_a_node_whose_constructor_fails(run_node: NodeRunner, plugin_dir: Path) -> None:
+    _write(plugin_dir / "ctor.py", "from waterflow_agent.nodes import Node\n"
+           "class C(Node):\n    name = 'test/ctor'\n    def __init__(self):\n        raise OSError('no license file')\n"
+           "    async def execute(self, ctx, params):\n        return {}\n")
+    step = await run_node("test/ctor@v1")
+    assert not step.result.retryable
+    assert step.result.error == "node 'test/ctor@v1' could not be created: OSError: no license file"
