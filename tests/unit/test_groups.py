@@ -189,3 +189,58 @@ def test_lost_agents_have_their_pinned_steps_reported_failed() -> None:
     error = failures[0][1].error or ""
     assert error.startswith("agent gone lost: no heartbeat for 7s")
     assert agent_status(records[2].info, 0.0) == "offline"
+
+
+# --- the examples in docs/guides/agents.md and security.md run -----------------------------------
+GUIDES = Path(__file__).resolve().parents[2] / "docs" / "guides"
+
+
+def _blocks(doc: str, language: str) -> list[str]:
+    import re
+
+    text = (GUIDES / doc).read_text(encoding="utf-8")
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+
+
+def test_agents_guide_agent_yml_and_server_groups_yml_are_valid(tmp_path: Path) -> None:
+    files = {block.splitlines()[0].removeprefix("# file: "): block for block in _blocks("agents.md", "yaml")
+             if block.startswith("# file: ")}
+    config = tmp_path / "agent.yml"
+    config.write_text(files["agent.yml"])
+    settings = load_agent_settings({}, environ={}, config_path=str(config))
+    assert settings.groups == ["web", "prod"] and settings.labels == {"env": "prod", "role": "web", "ssd": ""}
+    definitions = parse_definitions(files["server-groups.yml"])
+    provider = ServerGroupProvider()
+    provider.definitions = lambda: definitions  # type: ignore[method-assign]
+    prod = [agent("web-9", (), env="prod", role="web"), agent("db-1"), agent("x", (), env="dev")]
+    assert names(provider.members("prod", prod)) == ["web-9", "db-1"]
+
+
+def test_agents_guide_cmdb_provider_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    (source,) = _blocks("agents.md", "python")
+    module = types.ModuleType("mycompany_waterflow_groups_doc")
+    exec(compile(source, "docs/guides/agents.md", "exec"), module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    provider = load_provider(f"python:{module.__name__}:CmdbGroups")
+    assert names(provider.members("prod-web", AGENTS)) == ["web-1"]
+
+
+def test_security_guide_auth_init_command_works(tmp_path: Path) -> None:
+    import shlex
+
+    from waterflow.cli import main
+
+    command = next(b for b in _blocks("security.md", "bash") if b.startswith("waterflow auth init"))
+    argv = shlex.split(command.replace("\\\n", " "))[1:]
+    argv[argv.index("--dir") + 1] = str(tmp_path / "auth")
+    assert main(argv) == 0
+    auth = load_auth(tmp_path / "auth")
+    assert auth is not None and sorted(auth.agents) == ["db-1", "web-1", "web-2"]
+    assert auth.agents["web-1"].groups == ("web", "prod")
+    agent_yml = tmp_path / "auth" / "agents" / "web-1.yml"
+    settings = load_agent_settings({}, environ={}, config_path=str(agent_yml))
+    assert (settings.agent_name, settings.nats_user, settings.nats_url) == ("web-1", "web-1", "nats://nats.internal:4222")
+    assert "WATERFLOW_NATS_USER=services" in (tmp_path / "auth" / "services.env").read_text()
