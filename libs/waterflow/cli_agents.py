@@ -13,7 +13,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-
 from waterflow_common.errors import UserError
 
 console = Console(highlight=False)
@@ -165,7 +164,12 @@ def add_auth_parser(sub: Any) -> None:
 
 
 def cmd_auth_init(args: argparse.Namespace) -> int:
-    from waterflow_common.auth import SERVER_CONFIG_FILE, SERVICES_ENV_FILE, init_auth, parse_agent_spec
+    from waterflow_common.auth import (
+        SERVER_CONFIG_FILE,
+        SERVICES_ENV_FILE,
+        init_auth,
+        parse_agent_spec,
+    )
 
     agents = dict(parse_agent_spec(spec) for spec in args.agent)
     directory = Path(args.dir).expanduser()

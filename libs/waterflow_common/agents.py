@@ -27,18 +27,19 @@ from typing import Literal
 
 import msgspec
 from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError
 
 from . import subjects
 from .messages import StepFailed
 from .streams import read_stored
 
 __all__ = [
+    "OFFLINE_AFTER",
+    "UNHEALTHY_AFTER",
     "AgentInfo",
     "AgentRecord",
     "AgentStatus",
     "NodeSpec",
-    "OFFLINE_AFTER",
-    "UNHEALTHY_AFTER",
     "agent_status",
     "decode_agent",
     "fail_lost_steps",
@@ -118,7 +119,7 @@ class AgentRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     def to_builtins(self) -> dict[str, object]:
         """The JSON shape of ``GET /v1/agents``: the AgentInfo fields plus status and age."""
-        body = msgspec.to_builtins(self.info)
+        body: dict[str, object] = msgspec.to_builtins(self.info)
         body.update(status=self.status, seen_at=self.seen_at.isoformat(), age_seconds=round(self.age_seconds, 3))
         return body
 
@@ -267,6 +268,6 @@ async def fail_lost_steps(js: JetStreamContext) -> int:
         lost = msgspec.structs.replace(record.info, lost_at=datetime.now(UTC))
         try:
             await kv.update(record.info.name, encode(lost), last=record.revision)
-        except Exception:  # the agent came back (or another scheduler marked it): fine
-            pass
+        except KeyWrongLastSequenceError:
+            pass  # the agent came back (or another scheduler marked it first): its record wins
     return len(failures)

@@ -41,9 +41,9 @@ from .agents import kv_stream
 from .errors import UserError
 
 __all__ = [
+    "SERVICES_USER",
     "AgentUser",
     "AuthConfig",
-    "SERVICES_USER",
     "agent_inbox_prefix",
     "agent_permissions",
     "init_auth",

@@ -128,7 +128,7 @@ def parse_definitions(text: str, source: str = "server-groups.yml") -> dict[str,
             definitions[name] = msgspec.convert({**body, "name": name}, GroupDefinition)
         except (ValueError, TypeError, msgspec.ValidationError) as error:
             problems.append(f"group {name!r}: {error}")
-    for name, definition in definitions.items():
+    for name in definitions:
         cycle = _find_cycle(name, definitions, [])
         if cycle:
             problems.append(f"group {name!r}: includes itself through {' -> '.join(cycle)}")

@@ -25,7 +25,6 @@ from typing import Any
 
 import msgspec
 import yaml
-
 from waterflow_common import subjects
 from waterflow_common.errors import UserError
 from waterflow_common.settings import AgentSettings, parse_labels

@@ -21,7 +21,6 @@ from typing import Any
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
-
 from waterflow_common import subjects
 from waterflow_common.agents import AgentInfo, NodeSpec
 from waterflow_common.log import get_logger
@@ -36,7 +35,7 @@ def waterflow_version() -> str:
         from importlib.metadata import version
 
         return version("waterflow")
-    except Exception:  # not installed as a distribution (a source checkout)
+    except Exception:  # noqa: BLE001 - not installed as a distribution (a source checkout)
         return "0+unknown"
 
 
@@ -56,7 +55,7 @@ def node_specs() -> tuple[NodeSpec, ...]:
     try:
         specs = describe(agent_registry(None))
         return tuple(msgspec.convert(dict(spec), NodeSpec, strict=False) for spec in specs)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a broken node catalog must not stop registration
         log.warning("nodes.describe_failed", error=str(error) or type(error).__name__)
         return ()
 
@@ -112,7 +111,7 @@ class Registration:
                 self._kv = await self.js.key_value(subjects.AGENTS_BUCKET)
             await self._kv.put(self.name, encode(self.info(stopped=stopped)))
             return True
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - NATS away: log, retry at the next tick
             log.warning("heartbeat.failed", agent=self.name, error=str(error) or type(error).__name__)
             return False
 

@@ -14,7 +14,6 @@ from collections import Counter
 
 import msgspec
 from aiohttp import web
-
 from waterflow_common.agents import AgentRecord, list_agents
 from waterflow_common.groups import ServerGroupProvider
 
