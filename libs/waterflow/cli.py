@@ -24,7 +24,7 @@ from waterflow_common.diagnostics import Diagnostic, format_text, has_errors
 from waterflow_common.errors import UserError
 
 from . import cli_agents
-from .client import ApiError, Client
+from .client import ApiError, Client, called_workflows
 from .follow import follow_run
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -125,11 +125,12 @@ def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) ->
             raise UserError(f"--input expects NAME=VALUE, got {item!r}")
         inputs[name] = value
     try:
-        run = client.submit(source, filename=args.file, inputs=inputs)
+        run = client.submit(source, filename=args.file, inputs=inputs, workflows=called_workflows(args.file))
     except ApiError as error:
         if error.status == 400 and "errors" in error.problem:
             diagnostics = [Diagnostic(**d) for d in error.problem["errors"]]
-            print(format_text(diagnostics, source), file=sys.stderr)
+            sources = {d.path: Path(d.path).read_text(errors="replace") for d in diagnostics if Path(d.path).is_file()}
+            print(_diagnostics_text(diagnostics, {**sources, args.file: source}), file=sys.stderr)
             return EXIT_USAGE
         raise
     console.print(f"Run [bold]{run['id']}[/] submitted")

@@ -33,6 +33,15 @@ class ApiError(WaterflowError):
         self.problem = problem or {}
 
 
+def called_workflows(path: str) -> dict[str, str]:
+    """The workflow files and templates that the file at ``path`` calls (job-level ``uses:``),
+    read from disk the way ``waterflow validate`` reads them, to send along with it."""
+    from waterflow_compiler import FileWorkflows, collect
+    from waterflow_compiler.reuse import template_dirs
+
+    return collect(path, FileWorkflows(template_dirs(path)))
+
+
 class Client:
     def __init__(self, url: str = "http://127.0.0.1:8080", api_key: str | None = None, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
@@ -64,9 +73,16 @@ class Client:
         with self._request(method, path, body, content_type) as response:
             return json.loads(response.read())
 
-    def submit(self, workflow: str, filename: str = "workflow.yml", inputs: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Submit a workflow's YAML text; returns ``{"id": ..., "status": "queued", ...}``."""
-        body = json.dumps({"workflow": workflow, "filename": filename, "inputs": inputs or {}}).encode()
+    def submit(
+        self, workflow: str, filename: str = "workflow.yml", inputs: dict[str, Any] | None = None,
+        workflows: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Submit a workflow's YAML text; returns ``{"id": ..., "status": "queued", ...}``.
+
+        ``workflows``: the files it calls with job-level ``uses:`` (see :func:`called_workflows`).
+        """
+        body = json.dumps({"workflow": workflow, "filename": filename, "inputs": inputs or {},
+                           "workflows": workflows or {}}).encode()
         return self._json("POST", "/v1/workflows", body, "application/json")
 
     def cancel(self, run_id: str) -> dict[str, Any]:

@@ -58,7 +58,7 @@ async def errors_and_auth(request: web.Request, handler: Callable[[web.Request],
         return problem(500, "internal error", "the API failed to handle this request; see its log")
 
 
-async def _read_workflow(request: web.Request) -> tuple[str, str, dict[str, object]]:
+async def _read_workflow(request: web.Request) -> tuple[str, str, dict[str, object], dict[str, str]]:
     """Workflow text, file name and inputs, from a YAML body (inputs as ``?input.NAME=value``)
     or ``{"workflow": "...", "filename": "...", "inputs": {...}}``."""
     raw = await request.read()
@@ -75,17 +75,20 @@ async def _read_workflow(request: web.Request) -> tuple[str, str, dict[str, obje
             raise web.HTTPBadRequest(text='expected a JSON object {"workflow": "<yaml text>"}')
         if not isinstance(body.get("inputs", {}), dict):
             raise web.HTTPBadRequest(text="'inputs' must be an object of name -> value")
-        return body["workflow"], str(body.get("filename") or filename), dict(body.get("inputs") or {})
+        workflows = body.get("workflows") or {}
+        if not isinstance(workflows, dict) or not all(isinstance(v, str) for v in workflows.values()):
+            raise web.HTTPBadRequest(text="'workflows' must be an object of file reference -> YAML text")
+        return body["workflow"], str(body.get("filename") or filename), dict(body.get("inputs") or {}), workflows
     try:
-        return raw.decode("utf-8"), filename, inputs
+        return raw.decode("utf-8"), filename, inputs, {}
     except UnicodeDecodeError as error:
         raise web.HTTPBadRequest(text=f"the workflow is not UTF-8 text: {error}") from error
 
 
 async def submit(request: web.Request) -> web.Response:
-    source, filename, inputs = await _read_workflow(request)
+    source, filename, inputs, workflows = await _read_workflow(request)
     try:
-        submitted = await request.app[RUNS].submit(source, filename, inputs)
+        submitted = await request.app[RUNS].submit(source, filename, inputs, workflows)
     except InvalidInputs as error:
         return problem(400, "invalid inputs", str(error), errors=[{"message": p} for p in error.problems])
     if submitted.run_id is None:
@@ -96,8 +99,8 @@ async def submit(request: web.Request) -> web.Response:
 
 
 async def validate(request: web.Request) -> web.Response:
-    source, filename, _ = await _read_workflow(request)
-    reply = await request.app[RUNS].compile(source, filename)
+    source, filename, _, workflows = await _read_workflow(request)
+    reply = await request.app[RUNS].compile(source, filename, workflows)
     diagnostics = [msgspec.convert(d, Diagnostic) for d in reply.diagnostics]
     return _json({"valid": not has_errors(diagnostics), "errors": msgspec.to_builtins(diagnostics)})
 

@@ -75,10 +75,10 @@ class Runs:
         self.runs_kv = await self.js.key_value(subjects.RUNS_BUCKET)
         self.plans_kv = await self.js.key_value(subjects.PLANS_BUCKET)
 
-    async def compile(self, source: str, filename: str) -> CompileReply:
+    async def compile(self, source: str, filename: str, workflows: dict[str, str] | None = None) -> CompileReply:
         """Ask a compiler service; while none is subscribed (starting, restarting), keep asking
         until ``compile_timeout`` rather than failing the user's request at once."""
-        request = encode(CompileRequest(source=source, filename=filename))
+        request = encode(CompileRequest(source=source, filename=filename, workflows=workflows or {}))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.compile_timeout
         while True:
@@ -91,8 +91,11 @@ class Runs:
                     raise ServiceUnavailable("no compiler service answered; is `waterflow compiler` running?") from error
                 await asyncio.sleep(0.1)
 
-    async def submit(self, source: str, filename: str, inputs: dict[str, object] | None = None) -> Submitted:
-        reply = await self.compile(source, filename)
+    async def submit(
+        self, source: str, filename: str, inputs: dict[str, object] | None = None, workflows: dict[str, str] | None = None
+    ) -> Submitted:
+        """``workflows``: the files the workflow calls with job-level ``uses:``, by reference."""
+        reply = await self.compile(source, filename, workflows)
         diagnostics = [msgspec.convert(d, Diagnostic) for d in reply.diagnostics]
         if reply.plan is None:
             return Submitted(run_id=None, diagnostics=diagnostics)
