@@ -194,6 +194,27 @@ def test_fan_out_runs_the_job_once_on_every_agent_of_the_group(api: Client) -> N
         assert job["steps"][0]["outputs"]["name"] == job["steps"][0]["agent"]
 
 
+def test_fan_out_with_labels_and_a_second_group(api: Client) -> None:
+    """Labels narrow a fan-out (``env=prod`` matches web-a only); an agent serving two groups
+    pulls both (web-b runs the ``edge`` job while also serving ``web`` and its own subject)."""
+    workflow = """
+name: labels-and-groups
+jobs:
+  prod-only:
+    runs-on: {group: web, each: true, labels: [env=prod, role]}
+    steps:
+      - run: echo "prod on $WATERFLOW_AGENT"
+  edge:
+    runs-on: edge
+    steps:
+      - run: echo "edge on $WATERFLOW_AGENT"
+"""
+    state = api.wait(api.submit(workflow, "labels.yml")["id"], timeout=60)
+    assert state["status"] == "succeeded", state
+    assert sorted(j for j in state["jobs"] if j.startswith("prod-only-")) == ["prod-only-web-a"]
+    assert state["jobs"]["edge"]["steps"][0]["agent"] == "web-b"
+
+
 def test_agent_resumes_pulling_after_a_nats_restart(fresh_stack: Stack) -> None:
     client = Client(fresh_stack.api_url)
     hello = "name: hello\njobs:\n  a:\n    runs-on: local\n    steps:\n      - run: echo hi\n"
