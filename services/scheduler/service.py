@@ -69,6 +69,8 @@ class Scheduler:
         self.runs = runs
         self.plans = plans
         self._plans: dict[str, Plan] = {}
+        self._states: dict[str, tuple[int, bytes]] = {}
+        """run id -> (KV revision, encoded state) last written by this scheduler."""
         self._published: set[str] = set()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -103,6 +105,7 @@ class Scheduler:
         await msg.ack()
         if state.finished:
             self._plans.pop(event.run_id, None)
+            self._states.pop(event.run_id, None)
             self._secret_names.pop(event.run_id, None)
             self._locks.pop(event.run_id, None)
 
@@ -110,10 +113,15 @@ class Scheduler:
         """Apply the event under optimistic concurrency; return the state and what it decided."""
         plan = await self.plan(event.run_id)
         for _ in range(MAX_CONFLICT_RETRIES):
-            entry = await self.runs.get(event.run_id)
-            assert entry.value is not None
-            state = decode_state(entry.value)
-            before = entry.value
+            # The last state this scheduler wrote saves a read; if another scheduler wrote since,
+            # the revision check below fails and the fresh state is read.
+            cached = self._states.pop(event.run_id, None)
+            if cached is None:
+                entry = await self.runs.get(event.run_id)
+                assert entry.value is not None
+                cached = (entry.revision, entry.value)
+            revision, before = cached
+            state = decode_state(before)
             blocked_by = await self._admit(state, plan, event)
             outgoing = machine.apply(
                 state, plan, event, directory=await self._directory(plan), blocked_by=blocked_by,
@@ -122,9 +130,10 @@ class Scheduler:
             state.outbox = self._prune(state) + outgoing
             after = encode_state(state)
             if after == before:
+                self._states[event.run_id] = cached
                 return state, []
             try:
-                await self.runs.update(event.run_id, after, last=entry.revision)
+                self._states[event.run_id] = (await self.runs.update(event.run_id, after, last=revision), after)
             except KeyWrongLastSequenceError:
                 log.debug("state.conflict", run_id=event.run_id)
                 continue
@@ -204,15 +213,18 @@ class Scheduler:
         return kept
 
     async def _publish_outbox(self, state: RunState) -> None:
-        for entry in state.outbox:
-            if entry.msg_id in self._published:
-                continue
+        """Publish what is not yet published, concurrently (nats-py keeps the write order)."""
+        pending = [entry for entry in state.outbox if entry.msg_id not in self._published]
+
+        async def publish(entry: Outgoing) -> None:
             if entry.stored:
                 headers = {subjects.MSG_ID_HEADER: entry.msg_id, **entry.headers}
                 await self.js.publish(entry.subject, entry.data, headers=headers)
             else:
                 await self.nc.publish(entry.subject, entry.data)
             self._published.add(entry.msg_id)
+
+        await asyncio.gather(*(publish(entry) for entry in pending))
 
 
 async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
