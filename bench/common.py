@@ -8,6 +8,7 @@ scheduler from the agents' events), so client polling does not blur them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ from typing import Any
 
 from waterflow import Client
 from waterflow.embedded import Stack
+from waterflow_common import subjects
 
 # A benchmark stopped with SIGTERM (``timeout``, CI) must still stop the stack it started:
 # turning the signal into SystemExit runs the ``finally`` blocks that do.
@@ -234,3 +236,37 @@ def python() -> str:
 
 def run_quiet(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), check=True, text=True, capture_output=True, **kwargs)
+
+
+def registered_agents(nats_url: str) -> int | None:
+    """How many agents the registry lists, or None where there is no registry yet."""
+    bucket = getattr(subjects, "AGENTS_BUCKET", None)
+    if bucket is None:
+        return None
+
+    async def count() -> int | None:
+        import nats
+
+        nc = await nats.connect(nats_url)
+        try:
+            kv = await nc.jetstream().key_value(bucket)
+            try:
+                return len(await kv.keys())
+            except Exception:  # nats-py raises NoKeysError on an empty bucket
+                return 0
+        except Exception:
+            return None
+        finally:
+            await nc.close()
+
+    return asyncio.run(count())
+
+
+def wait_registered(stack: Stack, count: int, timeout: float = 30.0) -> int | None:
+    """Wait until ``count`` agents are in the registry; the number seen (None: no registry)."""
+    deadline = time.monotonic() + timeout
+    seen = registered_agents(stack.nats_url)
+    while seen is not None and seen < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen = registered_agents(stack.nats_url)
+    return seen

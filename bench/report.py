@@ -109,7 +109,7 @@ def tables(r: dict[str, Any]) -> str:
                 f"| services' RSS after (MiB) | " + ", ".join(f"{k} {v:.0f}" for k, v in ru["rss_mib"].items()) + " |",
                 f"| agent processes started / connected | {ag['started']} / {ag['connected']} in {f(ag['all_connected_s'], 2)} s |",
                 f"| agents registered in `wf_agents` | {f(ag['registered'])} |",
-                f"| one run of {ag['started']} parallel jobs | {f(ag['wide_run_s'], 2)} s on {ag['wide_run_agents_used']} agents |",
+                f"| one run to all {ag['started']} agents ({ag.get('wide_run_mode', 'jobs')}) | {f(ag['wide_run_s'], 2)} s on {ag['wide_run_agents_used']} agents |",
                 f"| RSS per agent process (median) | {f(ag['agent_rss_mib_median'])} MiB |", ""]
     if "profile" in r:
         pr = r["profile"]

@@ -6,8 +6,9 @@ time until all have finished, then, with all of them stored, the latency of ``GE
 
 Agents: ``--agents`` agent processes (one process per agent: an agent is a process today) in
 one group; time until every one holds a NATS connection and, where the agent registry exists
-(KV bucket ``wf_agents``), until every one is registered there; then one workflow of
-``--agents`` parallel jobs, and the RSS of the services with that many agents.
+(KV bucket ``wf_agents``), until every one is registered there; then one fan-out job to all of
+them (``runs-on: {group: bench, each: true}``; N parallel jobs where agents do not register),
+and the RSS of the services with that many agents.
 
     python bench/scale.py --runs 2000 --agents 50
     python bench/scale.py --smoke --out /tmp/s.json
@@ -16,7 +17,6 @@ one group; time until every one holds a NATS connection and, where the agent reg
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import time
@@ -26,9 +26,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    COMMAND,
     _has_tcp_connection,
     bench_stack,
     parallel_jobs_workflow,
+    registered_agents,
     rss_kib,
     sequential_workflow,
     submit_all,
@@ -39,7 +41,6 @@ from common import (  # noqa: E402
 )
 
 from waterflow import Client  # noqa: E402
-from waterflow_common import subjects  # noqa: E402
 
 
 def timed(call: Any, repeat: int) -> dict[str, float]:
@@ -49,30 +50,6 @@ def timed(call: Any, repeat: int) -> dict[str, float]:
         call()
         samples.append((time.perf_counter() - started) * 1000)
     return summary(samples)
-
-
-def registered_agents(nats_url: str) -> int | None:
-    """How many agents the registry lists, or None where there is no registry yet."""
-    bucket = getattr(subjects, "AGENTS_BUCKET", None)
-    if bucket is None:
-        return None
-
-    async def count() -> int | None:
-        import nats
-
-        nc = await nats.connect(nats_url)
-        try:
-            kv = await nc.jetstream().key_value(bucket)
-            try:
-                return len(await kv.keys())
-            except Exception:  # nats-py raises NoKeysError on an empty bucket
-                return 0
-        except Exception:
-            return None
-        finally:
-            await nc.close()
-
-    return asyncio.run(count())
 
 
 def services_rss(stack: Any) -> dict[str, float]:
@@ -124,7 +101,11 @@ def agents_part(count: int) -> dict[str, Any]:
         registered_s = time.perf_counter() - started
         client = Client(stack.api_url)
         t = time.time()
-        state, = wait_all(client, [client.submit(parallel_jobs_workflow("wide", count))["id"]], timeout=600)
+        # A fan-out job to every agent where they all registered; else N parallel jobs.
+        mode = "fanout" if registered == count else "jobs"
+        source = (f"name: wide\njobs:\n  all:\n    runs-on: {{group: bench, each: true}}\n    steps:\n      - run: {COMMAND}\n"
+                  if mode == "fanout" else parallel_jobs_workflow("wide", count))
+        state, = wait_all(client, [client.submit(source)["id"]], timeout=600)
         wide_s = time.time() - t
         agents_used = len({s.get("agent") for j in state["jobs"].values() for s in j["steps"]})
         agent_rss = [rss_kib(p.pid) / 1024 for n, p in stack.processes.items() if n.startswith("agent-")]
@@ -135,6 +116,7 @@ def agents_part(count: int) -> dict[str, Any]:
             "all_connected_s": connected_s,
             "registered": registered,
             "all_registered_s": registered_s if registered is not None else None,
+            "wide_run_mode": mode,
             "wide_run_s": wide_s,
             "wide_run_agents_used": agents_used,
             "agent_rss_mib_median": statistics.median(agent_rss),

@@ -5,10 +5,10 @@ with one ``shell: echo hello`` task, ``gather_facts: false``, ``--forks N``. Tim
 ``ansible-playbook`` command (Ansible has no server; its start-up is part of every run).
 
 Waterflow: N agents in group ``bench`` (separate processes, as N servers would have), and one
-workflow that runs the command on each of them. With ``--mode fanout`` it is one fan-out job
-(``runs-on: {group: bench, each: true}``: one instance per registered agent); with ``--mode
-jobs`` (the default while fan-out is not finished) it is N independent one-step jobs, which run
-in parallel on whichever agents are free, not necessarily one per agent. Timed: submit -> run
+workflow that runs the command on each of them. With ``--mode fanout`` (the default) it is one
+fan-out job (``runs-on: {group: bench, each: true}``: one instance per registered agent, the
+equivalent of a play on every host); with ``--mode jobs`` it is N independent one-step jobs,
+which run in parallel on whichever agents are free, not necessarily one per agent. Timed: submit -> run
 finished, from the client; the stack is already running (a server that is up, unlike Ansible).
 
     pip install ansible-core               # or: pip install -e '.[bench]'
@@ -30,7 +30,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from common import COMMAND, bench_stack, parallel_jobs_workflow, summary, ts, wait_all, write_result  # noqa: E402
+from common import (  # noqa: E402
+    COMMAND,
+    bench_stack,
+    parallel_jobs_workflow,
+    summary,
+    ts,
+    wait_all,
+    wait_registered,
+    write_result,
+)
 
 from waterflow import Client  # noqa: E402
 
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", default="4,16", help="comma-separated host counts")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--mode", choices=("jobs", "fanout"), default="jobs")
+    parser.add_argument("--mode", choices=("jobs", "fanout"), default="fanout")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
@@ -96,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="ansible-bench-") as work:
             ansible = [ansible_once(hosts, Path(work)) for _ in range(args.repeat)]
         with bench_stack(agents=hosts, max_concurrent=1) as stack:
+            if args.mode == "fanout":
+                wait_registered(stack, hosts)  # a fan-out runs on the agents registered when it starts
             client = Client(stack.api_url)
             wait_all(client, [client.submit(parallel_jobs_workflow("warmup", 1))["id"]])
             waterflow = [waterflow_once(client, hosts, args.mode) for _ in range(args.repeat)]
