@@ -21,6 +21,7 @@ The scheduler calls :func:`healthy_agents` to fan a job out to every healthy age
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
@@ -197,6 +198,22 @@ async def get_agent(js: JetStreamContext, name: str) -> AgentRecord | None:
     return None
 
 
+DIRECTORY_CACHE_SECONDS = 1.0
+"""healthy_agents reuses a listing this young: a scheduler asks on every event of a fan-out run,
+and health changes on a scale of heartbeats (seconds) anyway."""
+_recent: dict[int, tuple[JetStreamContext, float, list[AgentRecord]]] = {}
+
+
+async def _recent_agents(js: JetStreamContext) -> list[AgentRecord]:
+    loop = asyncio.get_running_loop()
+    cached = _recent.get(id(js))
+    if cached is not None and cached[0] is js and loop.time() - cached[1] < DIRECTORY_CACHE_SECONDS:
+        return cached[2]
+    records = await list_agents(js)
+    _recent[id(js)] = (js, loop.time(), records)
+    return records
+
+
 async def healthy_agents(
     js: JetStreamContext,
     group: str,
@@ -211,7 +228,7 @@ async def healthy_agents(
     from .groups import ServerGroupProvider
 
     groups = provider if isinstance(provider, ServerGroupProvider) else ServerGroupProvider()
-    records = [r for r in await list_agents(js) if r.status == "healthy"]
+    records = [r for r in await _recent_agents(js) if r.status == "healthy"]
     members = groups.members(group, [r.info for r in records])
     return [a for a in members if labels_match(a.labels, labels)]
 
