@@ -47,9 +47,21 @@ def _examples() -> list[pytest.param]:
     return params
 
 
+def _sample_inputs(workflow: str) -> dict[str, object]:
+    """A value for every required input without a default, as a user would pass with --input."""
+    samples: dict[str, object] = {"string": "example", "number": 1, "boolean": True}
+    inputs = (yaml.safe_load(workflow) or {}).get("inputs") or {}
+    values: dict[str, object] = {}
+    for name, spec in inputs.items():
+        spec = spec or {}
+        if spec.get("required") and spec.get("default") is None:
+            values[name] = (spec.get("options") or [None])[0] if spec.get("type") == "choice" else samples[spec.get("type", "string")]
+    return values
+
+
 @pytest.mark.parametrize("workflow", _examples())
 def test_doc_example_runs(workflow: str, client: Client) -> None:
-    run = client.submit(workflow, "example.yml")
+    run = client.submit(workflow, "example.yml", inputs=_sample_inputs(workflow))
     state = client.wait(run["id"], timeout=120)
     expected = "failed" if "# expect: failed" in workflow else "succeeded"
     assert state["status"] == expected, (state, client.logs(run["id"])[-20:])
