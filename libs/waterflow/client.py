@@ -93,6 +93,14 @@ class Client:
         """Re-run a failed or cancelled run from where it failed, keeping succeeded steps."""
         return self._json("POST", f"/v1/workflows/{quote(run_id, safe='')}/retry", b"")
 
+    def agents(self, group: str | None = None) -> list[dict[str, Any]]:
+        """Registered agents with their health (healthy / unhealthy / offline)."""
+        query = f"?group={quote(group)}" if group else ""
+        return self._json("GET", f"/v1/agents{query}")["agents"]
+
+    def groups(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/v1/groups")["groups"]
+
     def set_secret(self, name: str, value: str) -> None:
         """Store a secret for ``${{ secrets.NAME }}``; it is masked (***) in logs and outputs."""
         self._json("PUT", f"/v1/secrets/{quote(name, safe='')}", json.dumps({"value": value}).encode(), "application/json")

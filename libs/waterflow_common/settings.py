@@ -52,6 +52,8 @@ class CompilerSettings(NatsSettings, kw_only=True):
 
 class SchedulerSettings(NatsSettings, kw_only=True):
     batch_size: int = 64
+    lost_agent_check_interval: float = 5.0
+    """Seconds between checks for agents that went silent with steps only they could run."""
     otel_endpoint: str | None = None
     """OTLP/HTTP endpoint for traces, e.g. ``http://tempo:4318`` (spans go to ``/v1/traces``)."""
     otel_file: str | None = None

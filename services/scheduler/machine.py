@@ -14,6 +14,7 @@ JetStream, which later delivers a ``timer.fired`` event.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -103,18 +104,23 @@ def apply(
     directory: Directory | None = None,
     blocked_by: str | None = None,
     secrets: Mapping[str, str] | None = None,
+    defined_groups: frozenset[str] = frozenset(),
 ) -> list[Outgoing]:
     """Apply ``event`` to ``state`` in place; return what must be published because of it.
 
     ``blocked_by``: for run.created/run.unblocked, the run holding this run's concurrency group
-    (the scheduler asked the group's slot before calling).
+    (the scheduler asked the group's slot before calling). ``defined_groups``: groups that exist
+    only as definitions (server-groups.yml): their jobs go to one member agent's own subject.
     """
     run = _Run(state, plan, Effects(state, now or utcnow()), directory or {}, secrets or {})
+    run.defined_groups = defined_groups
     run.apply(event, blocked_by)
     return run.effects.outgoing
 
 
 class _Run:
+    defined_groups: frozenset[str] = frozenset()
+
     def __init__(self, state: RunState, plan: Plan, effects: Effects, directory: Directory, secrets: Mapping[str, str]) -> None:
         self.state = state
         self.plan = plan
@@ -319,6 +325,12 @@ class _Run:
             self._fail_job(job, f"runs-on: {error}")
             return
         job.runs_on = group
+        if group in self.defined_groups and not job_plan.each and not job.is_aggregate:
+            members = sorted(self.directory.get(group, ()))
+            if not members:
+                self._fail_job(job, f"no healthy agent in server group {group!r}")
+                return
+            job.agent = members[hash_index(f"{self.state.run_id}/{job.id}", len(members))]
         if job.is_aggregate:
             self._expand(job, job_plan, ctx)
         else:
@@ -353,7 +365,14 @@ class _Run:
             if not matrix:
                 self._fail_job(job, "strategy.matrix expanded to no combinations")
                 return
-            combos = [(f"{job.id}-{i + 1}", combo, None) for i, combo in enumerate(matrix)]
+            members = sorted(self.directory.get(job.runs_on, ())) if job.runs_on in self.defined_groups else []
+            if job.runs_on in self.defined_groups and not members:
+                self._fail_job(job, f"no healthy agent in server group {job.runs_on!r}")
+                return
+            combos = [
+                (f"{job.id}-{i + 1}", combo, members[hash_index(f"{self.state.run_id}/{job.id}-{i + 1}", len(members))] if members else None)
+                for i, combo in enumerate(matrix)
+            ]
         job.status = "running"
         job.started_at = self.now
         self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, at=self.now))
@@ -579,6 +598,11 @@ class _Run:
         self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
                                           attempt=step.attempt, group=job.runs_on, at=self.now))
         return True
+
+
+def hash_index(key: str, size: int) -> int:
+    """A stable choice among ``size`` members (the same on every scheduler and every replay)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % size
 
 
 def backoff_delay(policy: RetryPolicy, failed_attempts: int) -> float:

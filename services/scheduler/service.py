@@ -40,6 +40,8 @@ from waterflow_common.messages import (
     encode,
 )
 from waterflow_common.plan import Plan
+from waterflow_common.agents import fail_lost_steps, healthy_agents
+from waterflow_common.groups import load_provider
 from waterflow_common.pulling import Puller
 from waterflow_common.secrets import KvSecretProvider, SecretProvider
 from waterflow_common.telemetry import RunTracer
@@ -64,6 +66,7 @@ class Scheduler:
         self.secrets: SecretProvider = secrets
         self._secret_names: dict[str, set[str]] = {}
         self.tracer = RunTracer.from_settings(settings.otel_endpoint, settings.otel_file)
+        self.groups = load_provider(settings.server_groups)
         self.nc = nc
         self.js = nc.jetstream()
         self.runs = runs
@@ -125,7 +128,7 @@ class Scheduler:
             blocked_by = await self._admit(state, plan, event)
             outgoing = machine.apply(
                 state, plan, event, directory=await self._directory(plan), blocked_by=blocked_by,
-                secrets=await self._secrets(event.run_id),
+                secrets=await self._secrets(event.run_id), defined_groups=frozenset(self.groups.definitions()),
             )
             state.outbox = self._prune(state) + outgoing
             after = encode_state(state)
@@ -187,16 +190,14 @@ class Scheduler:
         return await self.secrets.get(names) if names else {}
 
     async def _directory(self, plan: Plan) -> dict[str, list[str]]:
-        """Healthy agents of the groups this plan fans out to (empty when it has no fan-out)."""
-        groups = {(job.runs_on, job.labels) for job in plan.jobs.values() if job.each}
-        if not groups:
-            return {}
-        from waterflow_common.agents import healthy_agents
-
+        """Healthy agents of the groups this plan must address agent by agent: groups it fans
+        out to, and groups defined only in server-groups.yml (no agent pulls those by name)."""
+        defined = self.groups.definitions()
+        wanted = {(job.runs_on, job.labels) for job in plan.jobs.values() if job.each or job.runs_on in defined}
         directory: dict[str, list[str]] = {}
-        for group, labels in groups:
+        for group, labels in wanted:
             try:
-                agents = await healthy_agents(self.js, group, labels)
+                agents = await healthy_agents(self.js, group, labels, self.groups)
             except ValueError:  # runs-on is an expression; resolved at run time
                 continue
             directory[group] = [agent.name for agent in agents]
@@ -243,6 +244,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     )
     puller = Puller(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())
     log.info("scheduler.ready")
+    watchdog = asyncio.create_task(_report_lost_agents(js, settings.lost_agent_check_interval, stop))
     stopping = asyncio.create_task(stop.wait())
     while not stop.is_set():
         fetch = asyncio.create_task(puller.fetch(settings.batch_size, timeout=1.0))
@@ -253,8 +255,22 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         msgs = fetch.result()
         if msgs:
             await _handle_batch(scheduler, msgs)
+    watchdog.cancel()
     scheduler.tracer.shutdown()
     await bus.close(nc)
+
+
+async def _report_lost_agents(js: JetStreamContext, interval: float, stop: asyncio.Event) -> None:
+    """Steps sent to one agent (fan-out) cannot move to another when it dies: fail them with
+    the reason once the agent has been silent long enough (the run then goes on)."""
+    while not stop.is_set():
+        await asyncio.sleep(interval)
+        try:
+            failed = await fail_lost_steps(js)
+            if failed:
+                log.warning("agents.lost_steps_failed", steps=failed)
+        except Exception as error:
+            log.warning("agents.lost_check_failed", error=str(error) or type(error).__name__)
 
 
 async def _handle_batch(scheduler: Scheduler, msgs: list[Msg]) -> None:

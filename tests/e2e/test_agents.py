@@ -237,11 +237,6 @@ def _try_submit(client: Client, source: str) -> dict[str, Any] | None:
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the scheduler does not call waterflow_common.agents.fail_lost_steps(js) yet, so the "
-    "instance on the killed agent waits for its job timeout instead of being reported lost",
-)
 def test_acceptance_health_check_on_three_agents_with_one_killed(fresh_stack: Stack) -> None:
     """Scenario 1: three agents of group ``web``; the health check runs on all three at once;
     one is killed (-9) mid-run; the other two report, the killed one is reported failed."""
