@@ -41,12 +41,12 @@ class NodeRunner:
     async def __call__(self, uses: str | None = None, with_: dict[str, Any] | None = None, *, run: str | None = None,
                        timeout: float | None = None, secrets: dict[str, str] | None = None,
                        cancel: asyncio.Event | None = None, working_directory: str | None = None,
-                       env: dict[str, str] | None = None) -> StepRun:
+                       env: dict[str, str] | None = None, mask: list[str] | None = None) -> StepRun:
         self._index += 1
         step = StepPlan(index=self._index, name=f"step {self._index}", uses=uses, run=run, with_=with_ or {},
                         working_directory=working_directory)
         task = StepTask(run_id=self.run_id, job_id=self.job_id, step=step, attempt=1, group="local",
-                        env=env or {}, timeout_seconds=timeout)
+                        env=env or {}, timeout_seconds=timeout, mask=mask or [])
         lines: list[tuple[str, str]] = []
         result = await execute_step(
             task, workspace=self.workspace, temp_dir=self.temp_dir, env=dict(self.env),

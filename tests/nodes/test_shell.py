@@ -128,3 +128,10 @@ async def test_sleep_runs_on_the_agent_if_it_ever_gets_there(run_node: NodeRunne
     assert step.result.succeeded, step.result.error
     bad = await run_node("sleep@v1", {"seconds": "soon"})
     assert not bad.result.retryable
+
+
+async def test_secret_values_sent_with_the_task_are_masked(run_node: NodeRunner) -> None:
+    step = await run_node("http@v1", {"url": "http://127.0.0.1:1/?token=tok-from-scheduler", "timeout": 1},
+                          mask=["tok-from-scheduler"])
+    assert "tok-from-scheduler" not in step.text and "tok-from-scheduler" not in (step.result.error or "")
+    assert "token=***" in step.text
