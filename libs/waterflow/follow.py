@@ -72,5 +72,22 @@ def render_summary(state: dict[str, Any], console: Console) -> None:
                           "" if step.get("exit_code") is None else str(step["exit_code"]),
                           step.get("agent") or "", step.get("error") or "")
     console.print(table)
+    for job_id, job in state["jobs"].items():
+        if job.get("results"):
+            console.print(_results_table(job_id, job["results"]))
     style = _STYLE.get(state["status"], "")
     console.print(Text(f"Run {state['status']}", style=f"bold {style}"))
+
+
+def _results_table(job_id: str, results: list[dict[str, Any]]) -> Table:
+    """One row per server (fan-out) or combination (matrix): the aggregated report of a job."""
+    keys = sorted({k for r in results for k in r["outputs"]})
+    table = Table(title=f"{job_id}: {len(results)} results", title_justify="left")
+    for column in ("where", "status", "exit", *keys, "error"):
+        table.add_column(column)
+    for r in results:
+        where = r.get("agent") or ", ".join(f"{k}={v}" for k, v in (r.get("matrix") or {}).items())
+        table.add_row(where, Text(r["status"], style=_STYLE.get(r["status"], "")),
+                      "" if r.get("exit_code") is None else str(r["exit_code"]),
+                      *(str(r["outputs"].get(k, "")) for k in keys), r.get("error") or "")
+    return table

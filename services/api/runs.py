@@ -175,11 +175,28 @@ def log_lines(batch: LogBatch) -> list[dict[str, Any]]:
 
 
 def public_state(state: RunState) -> dict[str, Any]:
-    """A run's state for API clients: the internal outbox is not part of it."""
+    """A run's state for API clients: the internal outbox is not part of it. A matrix or fan-out
+    job also gets ``results``: one line per instance (server or combination), its status, the
+    outputs of its steps and its error, so a fan-out's per-server reports read as one table."""
     shown = msgspec.to_builtins(state)
     shown.pop("outbox", None)
     shown["id"] = shown.pop("run_id")
+    for job in shown["jobs"].values():
+        if job["instances"]:
+            job["results"] = [_instance_result(shown["jobs"][i]) for i in job["instances"] if i in shown["jobs"]]
     return shown
+
+
+def _instance_result(instance: dict[str, Any]) -> dict[str, Any]:
+    outputs: dict[str, Any] = {}
+    for step in instance["steps"]:
+        outputs.update(step.get("outputs") or {})
+    failed = [s for s in instance["steps"] if s["status"] in ("failed", "cancelled")]
+    return {
+        "job": instance["id"], "agent": instance.get("agent"), "matrix": instance.get("matrix"),
+        "status": instance["status"], "exit_code": failed[0].get("exit_code") if failed else 0 if instance["status"] == "succeeded" else None,
+        "outputs": outputs, "error": instance.get("error") or (failed[0].get("error") if failed else None),
+    }
 
 
 def decode_log_batch(data: bytes) -> LogBatch:

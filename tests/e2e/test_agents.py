@@ -266,6 +266,12 @@ def test_acceptance_health_check_on_three_agents_with_one_killed(fresh_stack: St
     reason = lost["steps"][0].get("error") or ""
     assert "web-2" in reason and ("lost" in reason or "offline" in reason), reason
     assert state["status"] == "failed"
+    # The three reports aggregated into one: JSON in the API, a table in the CLI.
+    results = {r["agent"]: r for r in state["jobs"]["health"]["results"]}
+    assert [results[a]["status"] for a in ("web-1", "web-2", "web-3")] == ["succeeded", "failed", "succeeded"]
+    assert results["web-3"]["outputs"]["disk"].endswith("%") and "lost" in (results["web-2"]["error"] or "")
+    shown = cli(fresh_stack, "status", run["id"])
+    assert "health: 3 results" in shown.stdout and "web-2" in shown.stdout
 
 
 class ManyAgents:
