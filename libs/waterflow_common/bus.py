@@ -199,31 +199,28 @@ def scheduler_consumer_config() -> js_api.ConsumerConfig:
     )
 
 
-def agent_consumer_config(agent_name: str, ack_wait: float) -> js_api.ConsumerConfig:
-    """The durable consumer of one agent's own subject (fan-out tasks addressed to it)."""
+def _task_consumer(name: str, filter_subject: str, ack_wait: float) -> js_api.ConsumerConfig:
     return js_api.ConsumerConfig(
-        name=subjects.agent_consumer(agent_name),
-        durable_name=subjects.agent_consumer(agent_name),
+        # ``name`` too: nats-py then puts the filter into the create subject, which NATS
+        # permissions can pin, so an agent cannot point a consumer at another group's tasks.
+        name=name,
+        durable_name=name,
         ack_policy=js_api.AckPolicy.EXPLICIT,
         deliver_policy=js_api.DeliverPolicy.ALL,
         ack_wait=ack_wait,
         max_ack_pending=10_000,
-        filter_subject=subjects.agent_tasks(agent_name),
+        filter_subject=filter_subject,
     )
+
+
+def agent_consumer_config(agent_name: str, ack_wait: float) -> js_api.ConsumerConfig:
+    """The durable consumer of one agent's own subject (fan-out tasks addressed to it)."""
+    return _task_consumer(subjects.agent_consumer(agent_name), subjects.agent_tasks(agent_name), ack_wait)
 
 
 def group_consumer_config(group: str, ack_wait: float) -> js_api.ConsumerConfig:
-    return js_api.ConsumerConfig(
-        # ``name`` too: nats-py then puts the filter into the create subject, which NATS
-        # permissions can pin, so an agent cannot point its group's consumer at another group.
-        name=subjects.group_consumer(group),
-        durable_name=subjects.group_consumer(group),
-        ack_policy=js_api.AckPolicy.EXPLICIT,
-        deliver_policy=js_api.DeliverPolicy.ALL,
-        ack_wait=ack_wait,
-        max_ack_pending=10_000,
-        filter_subject=subjects.group_tasks(group),
-    )
+    """The durable consumer shared by every agent of a group (work queue: each task to one)."""
+    return _task_consumer(subjects.group_consumer(group), subjects.group_tasks(group), ack_wait)
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, config: js_api.ConsumerConfig) -> None:
