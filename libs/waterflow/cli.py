@@ -335,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_secrets import add_secret_commands
 
     add_secret_commands(sub)
+    from .cli_nodes import add_node_commands
+
+    add_node_commands(sub)
     return parser
 
 

@@ -57,6 +57,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", metavar="KEY=VALUE", help="label; repeat for several")
     parser.add_argument("--work-dir")
     parser.add_argument("--max-concurrent", type=int, help="steps run at once")
+    parser.add_argument("--plugin-dir", help="directory of custom node plugins (watched; default: plugins/ beside the work dir)")
     parser.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats (default 5)")
     parser.add_argument("--config", help="agent.yml with settings (env WATERFLOW_CONFIG)")
     parser.add_argument("--json", action="store_true", help="list/show: print JSON")
@@ -71,6 +72,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         flags: dict[str, Any] = {
             "nats_url": args.nats_url, "log_level": args.log_level, "agent_name": args.name,
             "groups": args.group or None, "work_dir": args.work_dir, "max_concurrent_steps": args.max_concurrent,
+            "plugin_dir": args.plugin_dir,
             "labels": parse_labels(args.label) if args.label else None,
             "heartbeat_interval": args.heartbeat_interval,
         }

@@ -101,6 +101,15 @@ class Client:
     def groups(self) -> list[dict[str, Any]]:
         return self._json("GET", "/v1/groups")["groups"]
 
+    def nodes(self, group: str | None = None) -> list[dict[str, Any]]:
+        """Nodes the agents provide (name, version, agents, groups, failures)."""
+        query = f"?group={quote(group)}" if group else ""
+        return self._json("GET", f"/v1/nodes{query}")["nodes"]
+
+    def node(self, name: str) -> list[dict[str, Any]]:
+        """Every version of a node (or one, with ``name@vN``), with its parameter schema."""
+        return self._json("GET", f"/v1/nodes/{quote(name, safe='@/')}")["versions"]
+
     def set_secret(self, name: str, value: str) -> None:
         """Store a secret for ``${{ secrets.NAME }}``; it is masked (***) in logs and outputs."""
         self._json("PUT", f"/v1/secrets/{quote(name, safe='')}", json.dumps({"value": value}).encode(), "application/json")

@@ -73,6 +73,11 @@ class NodeSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: Literal["ok", "failed"] = "ok"
     error: str | None = None
     """Why the node failed to load (status ``failed``)."""
+    description: str = ""
+    outputs: dict[str, str] = {}
+    """Output name -> description."""
+    source: str = ""
+    """Where it comes from: builtin, an entry point, or a plugin file."""
 
 
 class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):

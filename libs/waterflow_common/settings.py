@@ -67,6 +67,9 @@ class AgentSettings(NatsSettings, kw_only=True):
         default_factory=lambda: os.path.join(os.path.expanduser("~"), ".waterflow", "work")
     )
     max_concurrent_steps: int = 4
+    plugin_dir: str | None = None
+    """Directory of custom node plugins (.py files/packages), watched; default: ``plugins``
+    beside the work dir."""
     ack_wait: float = 30.0
     """Seconds a task may go without an in-progress signal before it is redelivered."""
     labels: dict[str, str] = msgspec.field(default_factory=dict)

@@ -39,21 +39,22 @@ def waterflow_version() -> str:
         return "0+unknown"
 
 
-def node_specs() -> tuple[NodeSpec, ...]:
-    """The nodes this agent can run, from the node catalog if this build has one.
+def node_specs(settings: AgentSettings) -> tuple[NodeSpec, ...]:
+    """The nodes this agent can run now: built-ins, entry points and its plugin directory (read
+    at every heartbeat, so a plugin added, changed or broken shows up without a restart).
 
     Imported lazily: the catalog is optional, and a broken plugin must not stop registration.
     """
     try:
         from waterflow_agent.nodes import catalog
-        from waterflow_agent.nodes.registry import agent_registry
+        from waterflow_agent.nodes.registry import agent_registry, default_plugin_dir
     except ImportError:
         return ()
     describe: Callable[..., Sequence[dict[str, Any]]] | None = getattr(catalog, "describe", None)
     if describe is None:
         return ()
     try:
-        specs = describe(agent_registry(None))
+        specs = describe(agent_registry(default_plugin_dir(settings)))
         return tuple(msgspec.convert(dict(spec), NodeSpec, strict=False) for spec in specs)
     except Exception as error:  # noqa: BLE001 - a broken node catalog must not stop registration
         log.warning("nodes.describe_failed", error=str(error) or type(error).__name__)
@@ -82,8 +83,7 @@ class Registration:
         self._wake = asyncio.Event()
 
     def info(self, *, stopped: bool = False, now: datetime | None = None) -> AgentInfo:
-        if self._nodes is None:
-            self._nodes = node_specs()
+        self._nodes = node_specs(self.settings)
         running = tuple(self._running())
         return AgentInfo(
             name=self.name,

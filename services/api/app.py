@@ -234,4 +234,7 @@ def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Applica
     from .routes_secrets import add_secret_routes
 
     add_secret_routes(app, runs.js)
+    from .routes_nodes import add_node_routes
+
+    add_node_routes(app, runs.js)
     return app

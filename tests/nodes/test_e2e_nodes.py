@@ -7,10 +7,11 @@ Uses the module-scoped ``stack`` fixture of tests/conftest.py (its agent's plugi
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
-from waterflow import Client
+from waterflow import ApiError, Client
 from waterflow.embedded import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -82,8 +83,6 @@ def test_retryable_node_errors_use_the_retry_policy_and_others_do_not(client: Cl
     assert "'missing.yml' does not exist" in step["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="the compiler service checks uses: against the built-in catalog only; "
-                   "it must also accept nodes the agents of the target group publish (AgentInfo.nodes)")
 def test_plugin_dropped_into_a_running_agent(client: Client, stack: Stack) -> None:
     plugin_dir = stack.data_dir / "work" / "plugins"
     plugin_dir.mkdir(parents=True, exist_ok=True)
@@ -99,8 +98,44 @@ jobs:
         with: {current: 1.4.2, part: minor}
       - run: test "${{ steps.bump.outputs.version }}" = 1.5.0
 """
-    run = client.submit(workflow, "plugin.yml")
+    # The agent publishes the plugin at its next heartbeat; the compiler learns it soon after.
+    deadline = time.monotonic() + 30
+    while not any(n["name"] == "semver/bump" and n["status"] == "ok" for n in client.nodes()):
+        assert time.monotonic() < deadline, "the plugin never showed up in GET /v1/nodes"
+        time.sleep(0.3)
+    (info,) = client.node("semver/bump@v1")
+    assert info["agents"] == ["local-agent"] and "local" in info["groups"]
+    while True:
+        try:
+            run = client.submit(workflow, "plugin.yml")
+            break
+        except ApiError as error:
+            assert time.monotonic() < deadline and error.status == 400, error
+            time.sleep(0.5)
     state = client.wait(run["id"], timeout=60)
     steps = state["jobs"]["j"]["steps"]
     assert state["status"] == "succeeded", [(s.get("status"), s.get("error")) for s in steps]
     assert steps[0]["outputs"] == {"version": "1.5.0", "previous": "1.4.2"}
+    (plugin_dir / "semver_bump.py").unlink()
+
+
+def test_broken_plugin_is_listed_as_failed_and_the_agent_keeps_working(client: Client, stack: Stack) -> None:
+    import subprocess
+    import sys
+
+    plugin_dir = stack.data_dir / "work" / "plugins"
+    plugin_dir.mkdir(parents=True, exist_ok=True)
+    (plugin_dir / "broken_thing.py").write_text("def oops(:\n")
+    try:
+        deadline = time.monotonic() + 30
+        while not (failed := [n for n in client.nodes() if n["failed_on"]]):
+            assert time.monotonic() < deadline, "the broken plugin never showed up as failed"
+            time.sleep(0.3)
+        assert "broken_thing.py" in str(failed[0]["failed_on"][0]["error"]) or "broken_thing" in failed[0]["name"]
+        shown = subprocess.run([sys.executable, "-m", "waterflow", "--api-url", stack.api_url, "node", "list"],
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0 and "failed" in shown.stdout and "shell@v1" in shown.stdout
+        run = client.submit("jobs:\n  j:\n    runs-on: local\n    steps:\n      - run: echo still fine\n")
+        assert client.wait(run["id"], timeout=60)["status"] == "succeeded"
+    finally:
+        (plugin_dir / "broken_thing.py").unlink()
