@@ -32,3 +32,13 @@ def parse_duration(value: object) -> float | None:
     if not text or _PART.sub("", text) != "":
         return None
     return sum(float(amount) * _UNIT_SECONDS[unit] for amount, unit in _PART.findall(text))
+
+
+DURATION_SCHEMA: dict[str, object] = {
+    "description": "How long: a number of seconds or a duration such as '30s', '5m', '1h30m'.",
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$"},
+    ],
+}
+"""JSON Schema of a duration parameter, for node schemas."""

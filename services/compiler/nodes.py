@@ -17,6 +17,8 @@ from typing import Any, TypeAlias
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from waterflow_common.durations import DURATION_SCHEMA
+
 from .report import Report, did_you_mean
 from .yaml_source import Path
 
@@ -27,15 +29,7 @@ SLEEP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["seconds"],
-    "properties": {
-        "seconds": {
-            "description": "How long to wait: a number of seconds or a duration such as '30s', '5m'.",
-            "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$"},
-            ],
-        }
-    },
+    "properties": {"seconds": DURATION_SCHEMA},
 }
 
 MINIMAL_CATALOG: NodeCatalog = {"sleep": {"v1": SLEEP_SCHEMA}}
