@@ -123,3 +123,23 @@ def test_templates_set_only_real_settings() -> None:
     for path in (CHART / "templates").iterdir():
         used |= set(re.findall(r"name: (WATERFLOW_\w+)", path.read_text()))
     assert used and used <= known, f"not settings: {sorted(used - known)}"
+
+
+def test_pip_install_dot_installs_every_subpackage() -> None:
+    """The Dockerfile (and the README quick start) use a non-editable ``pip install .``, which
+    installs only the packages listed in pyproject.toml: a subpackage missing there works in the
+    editable dev install and breaks every image."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    missing = []
+    for package, directory in config["package-dir"].items():
+        for init in (ROOT / directory).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / directory)
+            if "tests" in relative.parts or any(p.startswith(".") for p in relative.parts):
+                continue
+            name = ".".join((package, *relative.parts))
+            if name not in listed:
+                missing.append(name)
+    assert not missing, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
