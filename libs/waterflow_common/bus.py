@@ -8,6 +8,7 @@ updated in place. Nobody has to run a setup step before the services start.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -168,15 +169,21 @@ def _tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
     return context
 
 
-async def provision(js: JetStreamContext) -> None:
-    """Create or update every stream and KV bucket Waterflow uses."""
+async def provision(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create or update every stream and KV bucket Waterflow uses.
+
+    ``replicas``: copies of each stream and bucket in a JetStream cluster (3 in production, so
+    losing one server loses nothing); 1 for a single nats-server.
+    """
     for config in STREAMS:
+        config = dataclasses.replace(config, num_replicas=replicas)
         try:
             await js.add_stream(config)
         except BadRequestError:
             # Exists with another config (e.g. after an upgrade): bring it in line.
             await js.update_stream(config)
     for bucket in BUCKETS:
+        bucket = dataclasses.replace(bucket, replicas=replicas)
         try:
             await js.key_value(bucket.bucket)
         except (BucketNotFoundError, NotFoundError):

@@ -33,6 +33,8 @@ class NatsSettings(msgspec.Struct, kw_only=True):
     nats_tls_key: str | None = None
     server_groups: str | None = None
     """Path to server-groups.yml (nested groups, label selectors); read by api and scheduler."""
+    stream_replicas: int = 1
+    """Replicas of each JetStream stream and KV bucket: 3 on a production NATS cluster."""
     log_level: str = "info"
     log_format: str = "console"
     """``console`` for people, ``json`` for log shippers."""

@@ -279,7 +279,7 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-async def ensure_provisioned(js: JetStreamContext, stop: asyncio.Event) -> None:
+async def ensure_provisioned(js: JetStreamContext, stop: asyncio.Event, replicas: int = 1) -> None:
     """Provision streams and buckets if missing; with restricted NATS permissions (see
     waterflow_common.auth) an agent may only look, so it waits for the services to create them."""
     needed = (subjects.TASKS_STREAM, subjects.EVENTS_STREAM, subjects.LOGS_STREAM, kv_stream(subjects.AGENTS_BUCKET))
@@ -294,7 +294,7 @@ async def ensure_provisioned(js: JetStreamContext, stop: asyncio.Event) -> None:
         except Exception as error:
             log.warning("provision.check_failed", error=str(error) or type(error).__name__)
         try:
-            await asyncio.wait_for(bus.provision(js), 10)
+            await asyncio.wait_for(bus.provision(js, replicas), 10)
             return
         except Exception as error:
             if not waiting_logged:
@@ -329,7 +329,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
         on_reconnect=on_reconnect, inbox_prefix=agent_inbox_prefix(settings.agent_name),
     )
     js = nc.jetstream()
-    await ensure_provisioned(js, stop)
+    await ensure_provisioned(js, stop, settings.stream_replicas)
     agent = Agent(settings, js)
     holder.append(agent)
     registration = Registration(settings, js, lambda: agent.running_steps, lambda: agent.pinned_steps)

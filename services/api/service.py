@@ -19,7 +19,7 @@ log = get_logger("waterflow.api")
 
 async def serve(settings: ApiSettings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "waterflow-api")
-    await bus.provision(nc.jetstream())
+    await bus.provision(nc.jetstream(), settings.stream_replicas)
     runs = Runs(nc, settings.compile_timeout)
     await runs.open()
     runner = web.AppRunner(make_app(runs, settings.api_key, load_provider(settings.server_groups)), access_log=None)

@@ -81,7 +81,7 @@ class _RegisteredNodes:
 
 async def serve(settings: CompilerSettings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "waterflow-compiler")
-    await bus.provision(nc.jetstream())
+    await bus.provision(nc.jetstream(), settings.stream_replicas)
 
     catalog = _RegisteredNodes(nc.jetstream())
 

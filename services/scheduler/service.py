@@ -237,7 +237,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
 
     nc = await bus.connect(settings, "waterflow-scheduler", on_reconnect=on_reconnect)
     js = nc.jetstream()
-    await bus.provision(js)
+    await bus.provision(js, settings.stream_replicas)
     scheduler = Scheduler(
         settings, nc, await js.key_value(subjects.RUNS_BUCKET), await js.key_value(subjects.PLANS_BUCKET),
         await js.key_value(subjects.CONCURRENCY_BUCKET), KvSecretProvider(await js.key_value(subjects.SECRETS_BUCKET)),

@@ -30,6 +30,8 @@ nats://{{ .Release.Name }}-nats:4222
   value: {{ .Values.logFormat | quote }}
 - name: WATERFLOW_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+- name: WATERFLOW_STREAM_REPLICAS
+  value: {{ .Values.streamReplicas | quote }}
 {{- if .Values.externalNats.credsSecret }}
 - name: WATERFLOW_NATS_CREDS
   value: /etc/waterflow/nats/creds
