@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from waterflow_common.diagnostics import Diagnostic, format_text, has_errors
 from waterflow_common.errors import UserError
@@ -178,10 +179,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    for line in _client(args).logs(args.run_id):
+    client = _client(args)
+    lines = (item for item in client.watch(args.run_id) if item["kind"] == "log") if args.follow else client.logs(args.run_id)
+    for line in lines:
         if args.job and line["job"] != args.job:
             continue
-        console.print(f"[dim]{line['job']}/{line['step']}[/] {line['text']}", markup=True, soft_wrap=True)
+        shown = Text(f"{line['job']}/{line['step']} ", style="dim")
+        shown.append(line["text"], style="red" if line["stream"] == "stderr" else "")
+        console.print(shown, soft_wrap=True)  # a Text: the step's output is never read as markup
     return EXIT_OK
 
 
@@ -314,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = sub.add_parser("logs", help="print a run's logs")
     logs.add_argument("run_id")
-    logs.add_argument("--job")
+    logs.add_argument("--job", help="only this job's lines")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the run ends")
     logs.set_defaults(handler=cmd_logs)
 
     lst = sub.add_parser("list", help="list recent runs")

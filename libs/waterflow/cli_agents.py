@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from waterflow_common.errors import UserError
 
@@ -130,7 +131,7 @@ def cmd_group(args: argparse.Namespace) -> int:
                           str(g["unhealthy"]), str(g["offline"]), g["description"])
         console.print(table)
         if body.get("error"):
-            console.print(f"[yellow]warning:[/] {body['error']}")
+            console.print(f"[yellow]warning:[/] {escape(str(body['error']))}")
         return 0
     if not args.target:
         raise UserError("usage: waterflow group show NAME")
@@ -138,7 +139,7 @@ def cmd_group(args: argparse.Namespace) -> int:
     if args.json:
         console.print_json(json.dumps(body))
         return 0
-    console.print(f"[bold]{body['name']}[/]  {body['healthy']}/{body['agents']} healthy  {body['description']}")
+    console.print(f"[bold]{body['name']}[/]  {body['healthy']}/{body['agents']} healthy  {escape(body['description'])}")
     definition = body.get("definition")
     if definition:
         for key in ("agents", "labels", "include"):

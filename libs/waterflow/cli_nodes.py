@@ -6,6 +6,7 @@ import argparse
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .client import Client
@@ -31,17 +32,17 @@ def cmd_node(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(node, indent=2))
             continue
-        console.print(f"[bold]{node['name']}@{node['version']}[/] ({node['source']}) — {node['description']}")
+        console.print(f"[bold]{node['name']}@{node['version']}[/] ({escape(node['source'])}) — {escape(node['description'])}")
         console.print(f"  agents: {', '.join(node['agents']) or 'none'}   groups: {', '.join(node['groups']) or 'none'}")
         for failure in node["failed_on"]:
-            console.print(f"  [red]failed on {failure['agent']}:[/] {failure['error']}")
+            console.print(f"  [red]failed on {failure['agent']}:[/] {escape(str(failure['error']))}")
         params = (node.get("schema") or {}).get("properties", {})
         required = set((node.get("schema") or {}).get("required", []))
         for name, spec in params.items():
             mark = " (required)" if name in required else ""
-            console.print(f"  with.{name}{mark}: {spec.get('description', '')}")
+            console.print(f"  with.{name}{mark}: {escape(spec.get('description', ''))}")
         for name, text in node["outputs"].items():
-            console.print(f"  output {name}: {text}")
+            console.print(f"  output {name}: {escape(str(text))}")
     return 0
 
 

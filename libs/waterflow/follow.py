@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -23,9 +24,10 @@ def follow_run(client: Client, run_id: str, console: Console) -> dict[str, Any]:
                 names[(job_id, step["index"])] = step["name"]
 
     def name_of(job_id: str, index: int) -> str:
+        """The step's name, escaped: it is the user's text, never rich markup."""
         if (job_id, index) not in names:
             refresh()  # matrix and fan-out instances appear while the run goes on
-        return names.get((job_id, index), f"step {index + 1}")
+        return escape(names.get((job_id, index), f"step {index + 1}"))
 
     for item in client.watch(run_id):
         if item["kind"] == "log":
@@ -44,7 +46,7 @@ def follow_run(client: Client, run_id: str, console: Console) -> dict[str, Any]:
         elif kind in ("step.succeeded", "step.failed"):
             name = name_of(item["job_id"], item["step_index"])
             mark = "[green]✓[/]" if kind == "step.succeeded" else "[red]✗[/]"
-            why = f" [red]{item.get('error')}[/]" if item.get("error") else ""
+            why = f" [red]{escape(item['error'])}[/]" if item.get("error") else ""
             console.print(f"  {mark} {item['job_id']} › {name}{why}")
         elif kind == "step.retrying":
             name = name_of(item["job_id"], item["step_index"])
@@ -52,7 +54,7 @@ def follow_run(client: Client, run_id: str, console: Console) -> dict[str, Any]:
         elif kind == "step.skipped":
             console.print(f"  [dim]- {item['job_id']} › {name_of(item['job_id'], item['step_index'])} skipped[/]")
         elif kind == "run.cancel_requested":
-            console.print(f"[yellow]Cancelling: {item.get('reason', '')}[/]")
+            console.print(f"[yellow]Cancelling: {escape(item.get('reason', ''))}[/]")
         elif kind == "job.completed":
             style = _STYLE.get(item["result"], "")
             console.print(f"[{style}]■ job {item['job_id']} {item['result']}[/]")

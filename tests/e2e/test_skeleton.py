@@ -148,3 +148,23 @@ def test_cli_run_follows_and_exit_codes(stack: Stack, tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{typo}:4:5: unknown key 'stpes'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_logs_prints_output_verbatim_and_follows(stack: Stack, tmp_path: Path) -> None:
+    client = Client(stack.api_url)
+    workflow = "jobs:\n  j:\n    runs-on: local\n    steps:\n      - run: |\n          echo '[red]not markup[/] [bold'\n          sleep 1\n          echo done-later\n"
+    run_id = client.submit(workflow, "m.yml")["id"]
+    followed = _cli(stack, "logs", "--follow", run_id)
+    assert followed.returncode == 0, followed.stderr
+    assert "[red]not markup[/] [bold" in followed.stdout and "done-later" in followed.stdout
+    again = _cli(stack, "logs", run_id, "--job", "j")
+    assert "done-later" in again.stdout
+
+
+def test_cli_run_shows_user_text_with_brackets_verbatim(stack: Stack, tmp_path: Path) -> None:
+    path = tmp_path / "brackets.yml"
+    path.write_text("jobs:\n  j:\n    runs-on: local\n    steps:\n      - name: 'deploy [/] [bold'\n        run: echo '[/red] out'; exit 2\n")
+    result = _cli(stack, "run", str(path))
+    assert result.returncode == 1, result.stderr
+    assert "deploy [/] [bold" in result.stdout and "[/red] out" in result.stdout
+    assert "Traceback" not in result.stderr
