@@ -173,7 +173,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         table = Table("seq", "at", "event", "detail")
         for event in client.events(args.run_id):
             detail = " ".join(f"{k}={event[k]}" for k in ("job_id", "step_index", "attempt", "agent", "status", "exit_code") if event.get(k) is not None)
-            table.add_row(str(event["seq"]), str(event["at"]), event["type"], detail)
+            table.add_row(str(event["seq"]), str(event["at"]), event["type"], Text(detail))
         console.print(table)
     return EXIT_OK
 
@@ -193,7 +193,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     table = Table("id", "workflow", "status", "created")
     for run in _client(args).list(args.limit):
-        table.add_row(run["id"], run["workflow"], run["status"], str(run.get("created_at", "")))
+        table.add_row(run["id"], Text(run["workflow"]), run["status"], str(run.get("created_at", "")))
     console.print(table)
     return EXIT_OK
 

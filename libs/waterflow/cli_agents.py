@@ -105,7 +105,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if agent["nodes"]:
         table = Table("node", "version", "status", "error")
         for node in agent["nodes"]:
-            table.add_row(node["name"], node.get("version", ""), node.get("status", "ok"), node.get("error") or "")
+            table.add_row(node["name"], node.get("version", ""), node.get("status", "ok"), escape(node.get("error") or ""))
         console.print(table)
     return 0
 
@@ -128,7 +128,7 @@ def cmd_group(args: argparse.Namespace) -> int:
         table = Table("group", "defined", "agents", "healthy", "unhealthy", "offline", "description")
         for g in body["groups"]:
             table.add_row(g["name"], "yes" if g["defined"] else "-", str(g["agents"]), str(g["healthy"]),
-                          str(g["unhealthy"]), str(g["offline"]), g["description"])
+                          str(g["unhealthy"]), str(g["offline"]), escape(g["description"]))
         console.print(table)
         if body.get("error"):
             console.print(f"[yellow]warning:[/] {escape(str(body['error']))}")

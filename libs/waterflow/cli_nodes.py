@@ -25,7 +25,7 @@ def cmd_node(args: argparse.Namespace) -> int:
         for node in nodes:
             ref = f"{node['name']}@{node['version']}"
             status = node["status"] + (f" (failed on {len(node['failed_on'])})" if node["failed_on"] else "")
-            table.add_row(ref, status, str(len(node["agents"])), ", ".join(node["groups"]), node["description"])
+            table.add_row(ref, status, str(len(node["agents"])), ", ".join(node["groups"]), escape(node["description"]))
         console.print(table)
         return 0
     for node in client.node(args.name):

@@ -64,15 +64,15 @@ def follow_run(client: Client, run_id: str, console: Console) -> dict[str, Any]:
 
 
 def render_summary(state: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"{state['workflow']} · {state['id']}", title_justify="left")
+    table = Table(title=Text(f"{state['workflow']} · {state['id']}"), title_justify="left")
     for column in ("job", "step", "status", "exit", "agent", "error"):
         table.add_column(column)
     for job_id, job in state["jobs"].items():
         for step in job["steps"]:
             status = step["status"]
-            table.add_row(job_id, step["name"], Text(status, style=_STYLE.get(status, "")),
+            table.add_row(Text(job_id), Text(step["name"]), Text(status, style=_STYLE.get(status, "")),
                           "" if step.get("exit_code") is None else str(step["exit_code"]),
-                          step.get("agent") or "", step.get("error") or "")
+                          Text(step.get("agent") or ""), Text(step.get("error") or ""))
     console.print(table)
     for job_id, job in state["jobs"].items():
         if job.get("results"):
@@ -86,10 +86,10 @@ def _results_table(job_id: str, results: list[dict[str, Any]]) -> Table:
     keys = sorted({k for r in results for k in r["outputs"]})
     table = Table(title=f"{job_id}: {len(results)} results", title_justify="left")
     for column in ("where", "status", "exit", *keys, "error"):
-        table.add_column(column)
+        table.add_column(Text(column))
     for r in results:
         where = r.get("agent") or ", ".join(f"{k}={v}" for k, v in (r.get("matrix") or {}).items())
-        table.add_row(where, Text(r["status"], style=_STYLE.get(r["status"], "")),
+        table.add_row(Text(where), Text(r["status"], style=_STYLE.get(r["status"], "")),
                       "" if r.get("exit_code") is None else str(r["exit_code"]),
-                      *(str(r["outputs"].get(k, "")) for k in keys), r.get("error") or "")
+                      *(Text(str(r["outputs"].get(k, ""))) for k in keys), Text(r.get("error") or ""))
     return table
