@@ -600,6 +600,29 @@ class _Run:
         return True
 
 
+def fail_oversized(state: RunState, size: int, limit: int) -> list[Outgoing]:
+    """The run's state no longer fits in one NATS message: end the run as failed, say why, and
+    drop the per-attempt history so that this last state fits (running steps are left to finish
+    on their agents; their results are ignored)."""
+    effects = Effects(state, utcnow())
+    state.error = (
+        f"the run's state grew to {size} bytes, over the NATS max_payload of {limit}: split the workflow "
+        "(e.g. into called workflows) or raise max_payload in the NATS server configuration"
+    )
+    for job in state.jobs.values():
+        if job.status not in TERMINAL:
+            job.status = "failed"
+            job.finished_at = effects.now
+        for step in job.steps:
+            step.attempts = []
+            if step.status not in TERMINAL:
+                step.status = "skipped"
+    state.status = "failed"
+    state.finished_at = effects.now
+    effects.event(RunCompleted(run_id=state.run_id, status="failed", attempt=state.attempt, at=effects.now))
+    return effects.outgoing
+
+
 def hash_index(key: str, size: int) -> int:
     """A stable choice among ``size`` members (the same on every scheduler and every replay)."""
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % size

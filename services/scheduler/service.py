@@ -132,6 +132,11 @@ class Scheduler:
             )
             state.outbox = self._prune(state) + outgoing
             after = encode_state(state)
+            if len(after) > self.nc.max_payload - 4096:
+                outgoing = machine.fail_oversized(state, len(after), self.nc.max_payload)
+                state.outbox = outgoing
+                after = encode_state(state)
+                log.error("state.too_large", run_id=event.run_id, size=len(after), limit=self.nc.max_payload)
             if after == before:
                 self._states[event.run_id] = cached
                 return state, []

@@ -235,3 +235,12 @@ def test_bad_expression_fails_the_step_with_a_message() -> None:
     failed = state.jobs["j"].steps[0]
     assert failed.status == "failed" and "expression" in failed.error
     assert state.status == "failed"
+
+
+def test_an_oversized_run_fails_with_a_reason() -> None:
+    plan, state = make(JobPlan(id="j", name="j", runs_on="g", steps=(step(0), step(1))))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    out = machine.fail_oversized(state, 2_000_000, 1_048_576)
+    assert state.status == "failed" and "max_payload" in state.error
+    assert [s.status for s in state.jobs["j"].steps] == ["skipped", "skipped"]
+    assert out[-1].subject == "wf.events.r1.run.completed"
