@@ -106,8 +106,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     source = _read(args.file)
     if not args.embedded:
         return _submit_and_follow(_client(args), source, args)
+    from waterflow_compiler import FileWorkflows, compile_workflow
+    from waterflow_compiler.reuse import template_dirs
+
     from .embedded import Stack
 
+    loader = FileWorkflows(template_dirs(args.file))
+    _, diagnostics = compile_workflow(source, args.file, workflows=loader)
+    if has_errors(diagnostics):  # no need to start anything to say what is wrong
+        print(_diagnostics_text(diagnostics, {**loader.loaded, args.file: source}), file=sys.stderr)
+        return EXIT_USAGE
     with tempfile.TemporaryDirectory(prefix="waterflow-") as data_dir:
         stack = Stack(data_dir=Path(data_dir), agent_groups=tuple(args.group or ["local"]))
         console.print("[dim]Starting an embedded Waterflow (nats-server, api, compiler, scheduler, agent) …[/]")
