@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_nodes import add_node_commands
 
     add_node_commands(sub)
+    from .cli_files import add_file_commands
+
+    add_file_commands(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ It uses only the standard library so that it installs anywhere a script runs.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -48,8 +49,11 @@ class Client:
         self.api_key = api_key
         self.timeout = timeout
 
-    def _request(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None, timeout: float | None = None) -> Any:
-        request = urllib.request.Request(self.url + path, data=body, method=method)
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None,
+        timeout: float | None = None, headers: dict[str, str] | None = None,
+    ) -> Any:
+        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
         if content_type:
             request.add_header("Content-Type", content_type)
         if self.api_key:
@@ -109,6 +113,23 @@ class Client:
     def node(self, name: str) -> list[dict[str, Any]]:
         """Every version of a node (or one, with ``name@vN``), with its parameter schema."""
         return self._json("GET", f"/v1/nodes/{quote(name, safe='@/')}")["versions"]
+
+    def put_file(self, path: str, object_name: str) -> dict[str, Any]:
+        """Upload a local file for ``file/download@v1`` (``with: {object: NAME}``) to fetch."""
+        with open(path, "rb") as body, self._request(
+            "PUT", f"/v1/files/{quote(object_name, safe='/')}", body, "application/octet-stream",  # type: ignore[arg-type]
+            headers={"Content-Length": str(os.path.getsize(path))},
+        ) as response:
+            return json.loads(response.read())
+
+    def get_file(self, object_name: str, path: str) -> None:
+        """Download a file that a run stored (``file/upload@v1`` with ``object: NAME``)."""
+        with self._request("GET", f"/v1/files/{quote(object_name, safe='/')}") as response, open(path, "wb") as out:
+            while chunk := response.read(256 * 1024):
+                out.write(chunk)
+
+    def files(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/v1/files")["files"]
 
     def set_secret(self, name: str, value: str) -> None:
         """Store a secret for ``${{ secrets.NAME }}``; it is masked (***) in logs and outputs."""

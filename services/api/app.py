@@ -237,4 +237,7 @@ def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Applica
     from .routes_nodes import add_node_routes
 
     add_node_routes(app, runs.js)
+    from .routes_files import add_file_routes
+
+    add_file_routes(app, runs.js)
     return app
