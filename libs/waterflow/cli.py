@@ -59,16 +59,10 @@ def cmd_service(args: argparse.Namespace) -> int:
         from waterflow_compiler.service import serve as compiler_serve
 
         run_service("compiler", s.CompilerSettings, compiler_serve, overrides)
-    elif args.command == "scheduler":
+    else:  # the agent has its own entry point: cli_agents.cmd_agent
         from waterflow_scheduler.service import serve as scheduler_serve
 
         run_service("scheduler", s.SchedulerSettings, scheduler_serve, overrides)
-    else:
-        from waterflow_agent.service import serve as agent_serve
-
-        overrides.update(agent_name=args.name, groups=args.group or None, work_dir=args.work_dir,
-                         max_concurrent_steps=args.max_concurrent)
-        run_service("agent", s.AgentSettings, agent_serve, overrides)
     return EXIT_OK
 
 

@@ -82,21 +82,24 @@ class AgentSettings(NatsSettings, kw_only=True):
     """The agent.yml these settings were read from (informational; see waterflow_agent.config)."""
 
 
-def load(cls: type[T], overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> T:
-    """Build settings: defaults, then ``WATERFLOW_*`` variables, then non-None ``overrides``."""
-    environ = os.environ if environ is None else environ
+def environment_values(cls: type[msgspec.Struct], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``WATERFLOW_<FIELD>`` variables that set fields of ``cls``, lists and labels split."""
     values: dict[str, Any] = {}
     for field in msgspec.structs.fields(cls):
         raw = environ.get(f"WATERFLOW_{field.name.upper()}")
         if raw is not None and raw != "":
             values[field.name] = raw
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            values[key] = value
-    if isinstance(values.get("groups"), str):
+    if "groups" in values:
         values["groups"] = [g.strip() for g in values["groups"].split(",") if g.strip()]
-    if isinstance(values.get("labels"), str):
+    if "labels" in values:
         values["labels"] = parse_labels(values["labels"].split(","))
+    return values
+
+
+def load(cls: type[T], overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> T:
+    """Build settings: defaults, then ``WATERFLOW_*`` variables, then non-None ``overrides``."""
+    values = environment_values(cls, os.environ if environ is None else environ)
+    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
     return msgspec.convert(values, cls, strict=False)
 
 

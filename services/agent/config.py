@@ -27,7 +27,7 @@ import msgspec
 import yaml
 from waterflow_common import subjects
 from waterflow_common.errors import UserError
-from waterflow_common.settings import AgentSettings, parse_labels
+from waterflow_common.settings import AgentSettings, environment_values, parse_labels
 
 ALIASES = {"name": "agent_name", "group": "groups", "max_concurrent": "max_concurrent_steps"}
 """Friendlier spellings accepted in agent.yml."""
@@ -62,19 +62,6 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return values
 
 
-def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for field in msgspec.structs.fields(AgentSettings):
-        raw = environ.get(f"WATERFLOW_{field.name.upper()}")
-        if raw is not None and raw != "":
-            values[field.name] = raw
-    if "groups" in values:
-        values["groups"] = [g.strip() for g in values["groups"].split(",") if g.strip()]
-    if "labels" in values:
-        values["labels"] = parse_labels(values["labels"].split(","))
-    return values
-
-
 def load_agent_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -88,7 +75,7 @@ def load_agent_settings(
     environ = os.environ if environ is None else environ
     path = config_path or environ.get("WATERFLOW_CONFIG") or None
     values: dict[str, Any] = read_config_file(path) if path else {}
-    values.update(_from_environ(environ))
+    values.update(environment_values(AgentSettings, environ))
     for key, value in (flags or {}).items():
         if value is not None and value != [] and value != {}:
             values[key] = value
