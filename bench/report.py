@@ -106,7 +106,7 @@ def tables(r: dict[str, Any]) -> str:
                 f"| all {ru['count']} one-step runs finished after | {f(ru['all_finished_s'], 2)} s ({f(ru['runs_per_s'])} runs/s) |",
                 f"| `GET /v1/workflows?limit=50` with {ru['count']} runs stored | P50 {f(ru['list_50_ms']['p50'])} ms |",
                 f"| `GET /v1/workflows/{{id}}` | P50 {f(ru['get_one_ms']['p50'], 2)} ms |",
-                f"| services' RSS after (MiB) | " + ", ".join(f"{k} {v:.0f}" for k, v in ru["rss_mib"].items()) + " |",
+                "| services' RSS after (MiB) | " + ", ".join(f"{k} {v:.0f}" for k, v in ru["rss_mib"].items()) + " |",
                 f"| agent processes started / connected | {ag['started']} / {ag['connected']} in {f(ag['all_connected_s'], 2)} s |",
                 f"| agents registered in `wf_agents` | {f(ag['registered'])} |",
                 f"| one run to all {ag['started']} agents ({ag.get('wide_run_mode', 'jobs')}) | {f(ag['wide_run_s'], 2)} s on {ag['wide_run_agents_used']} agents |",

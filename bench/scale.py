@@ -33,7 +33,6 @@ from common import (  # noqa: E402
     registered_agents,
     rss_kib,
     sequential_workflow,
-    submit_all,
     summary,
     ts,
     wait_all,

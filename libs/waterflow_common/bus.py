@@ -12,7 +12,6 @@ import dataclasses
 import ssl
 from collections.abc import Awaitable, Callable
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js import api as js_api

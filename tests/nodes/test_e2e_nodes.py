@@ -10,7 +10,6 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
 from waterflow import ApiError, Client
 from waterflow.embedded import Stack
 
