@@ -72,8 +72,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     stack = Stack(
         data_dir=Path(args.data_dir), nats_port=args.nats_port, api_port=args.api_port,
         agent_groups=tuple(args.group or ["local"]), log_to_files=not args.foreground_logs,
-        secure=args.secure,
+        secure=args.secure, nats_host=args.listen, api_host=args.listen,
+        # services get only the settings the Stack gives them; the API key is the user's to pass on
+        env={"WATERFLOW_API_KEY": os.environ["WATERFLOW_API_KEY"]} if os.environ.get("WATERFLOW_API_KEY") else {},
     )
+    if args.listen not in ("127.0.0.1", "localhost", "::1") and not args.secure:
+        raise UserError(f"--listen {args.listen} exposes NATS and the API beyond this machine: add --secure "
+                        "(NATS users and per-agent permissions) and set WATERFLOW_API_KEY")
     console.print(f"Starting Waterflow in [bold]{stack.data_dir}[/] …")
     try:
         stack.start()
@@ -281,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--api-port", type=int, default=8080)
     up.add_argument("--group", action="append", help="server group of the local agent (default: local)")
     up.add_argument("--foreground-logs", action="store_true", help="print service logs here instead of DATA_DIR/logs")
+    up.add_argument("--listen", default="127.0.0.1", metavar="HOST",
+                    help="address NATS and the API listen on (default 127.0.0.1; 0.0.0.0 for agents on other servers, needs --secure)")
     up.add_argument("--secure", action="store_true",
                     help="NATS with users and per-agent permissions (credentials in DATA_DIR/auth, see docs/guides/security.md)")
     up.set_defaults(handler=cmd_up)

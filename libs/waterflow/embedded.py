@@ -64,6 +64,8 @@ class Stack:
     nats_port: int = 0
     api_port: int = 0
     api_host: str = "127.0.0.1"
+    nats_host: str = "127.0.0.1"
+    """Where nats-server listens: 0.0.0.0 lets agents on other servers connect (use ``secure``)."""
     agent_groups: tuple[str, ...] = ("local",)
     agent_name: str = "local-agent"
     log_to_files: bool = True
@@ -122,7 +124,7 @@ class Stack:
     def start_nats(self) -> subprocess.Popen[bytes]:
         store = self.data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
-        argv = [nats_server_binary(), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(self.nats_port)]
+        argv = [nats_server_binary(), "-js", "-sd", str(store), "-a", self.nats_host, "-p", str(self.nats_port)]
         if self.secure:
             argv += ["-c", str(self.auth_dir / SERVER_CONFIG_FILE)]
         process = self._spawn("nats", argv, self.service_env())
