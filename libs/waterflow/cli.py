@@ -145,7 +145,15 @@ def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) ->
     if args.no_follow:
         console.print(run["id"])
         return EXIT_OK
-    state = follow_run(client, run["id"], console)
+    try:
+        state = follow_run(client, run["id"], console)
+    except KeyboardInterrupt:
+        if args.embedded:
+            err.print("Interrupted: stopping the embedded Waterflow (the run stops with it)")
+        else:
+            err.print(f"Stopped following; run {run['id']} goes on. "
+                      f"Follow again: waterflow logs -f {run['id']}   stop it: waterflow cancel {run['id']}")
+        return 130
     return EXIT_OK if state["status"] == "succeeded" else EXIT_RUN_FAILED
 
 
