@@ -364,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_files import add_file_commands
 
     add_file_commands(sub)
+    from .cli_triggers import add_trigger_commands
+
+    add_trigger_commands(sub)
     return parser
 
 

@@ -131,6 +131,27 @@ class Client:
     def files(self) -> list[dict[str, Any]]:
         return self._json("GET", "/v1/files")["files"]
 
+    def add_trigger(
+        self, workflow: str, filename: str = "workflow.yml", inputs: dict[str, Any] | None = None,
+        workflows: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Register a workflow: its ``on.schedule`` crons start runs, and so does its webhook."""
+        body = json.dumps({"workflow": workflow, "filename": filename, "inputs": inputs or {},
+                           "workflows": workflows or {}}).encode()
+        return self._json("POST", "/v1/triggers", body, "application/json")
+
+    def triggers(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/v1/triggers")["triggers"]
+
+    def fire_trigger(self, trigger_id: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What a webhook call does: start a run of the registered workflow now."""
+        body = json.dumps({"inputs": inputs or {}}).encode()
+        return self._json("POST", f"/v1/triggers/{quote(trigger_id, safe='')}/fire", body, "application/json")
+
+    def delete_trigger(self, trigger_id: str) -> None:
+        with self._request("DELETE", f"/v1/triggers/{quote(trigger_id, safe='')}"):
+            pass
+
     def set_secret(self, name: str, value: str) -> None:
         """Store a secret for ``${{ secrets.NAME }}``; it is masked (***) in logs and outputs."""
         self._json("PUT", f"/v1/secrets/{quote(name, safe='')}", json.dumps({"value": value}).encode(), "application/json")

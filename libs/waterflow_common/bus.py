@@ -49,6 +49,15 @@ STREAMS = (
         duplicate_window=DUPLICATE_WINDOW,
     ),
     js_api.StreamConfig(
+        name=subjects.TRIGGERS_STREAM,
+        subjects=[subjects.ALL_TRIGGERS],
+        retention=js_api.RetentionPolicy.LIMITS,
+        storage=js_api.StorageType.FILE,
+        max_msgs_per_subject=100,
+        duplicate_window=DUPLICATE_WINDOW,
+        allow_msg_schedules=True,
+    ),
+    js_api.StreamConfig(
         name=subjects.LOGS_STREAM,
         subjects=[subjects.ALL_LOGS],
         retention=js_api.RetentionPolicy.LIMITS,
@@ -65,6 +74,7 @@ BUCKETS = (
     js_api.KeyValueConfig(bucket=subjects.RUNS_BUCKET, history=1, storage=js_api.StorageType.FILE),
     js_api.KeyValueConfig(bucket=subjects.PLANS_BUCKET, history=1, storage=js_api.StorageType.FILE),
     js_api.KeyValueConfig(bucket=subjects.CONCURRENCY_BUCKET, history=1, storage=js_api.StorageType.FILE),
+    js_api.KeyValueConfig(bucket=subjects.TRIGGERS_BUCKET, history=1, storage=js_api.StorageType.FILE),
     js_api.KeyValueConfig(bucket=subjects.SECRETS_BUCKET, history=1, storage=js_api.StorageType.FILE),
     # An agent rewrites its key every heartbeat; one that stopped ages out after AGENT_RECORD_MAX_AGE.
     js_api.KeyValueConfig(bucket=subjects.AGENTS_BUCKET, history=1, ttl=AGENT_RECORD_MAX_AGE, storage=js_api.StorageType.FILE),

@@ -21,11 +21,17 @@ TASKS_STREAM = "WF_TASKS"
 LOGS_STREAM = "WF_LOGS"
 """Step output lines, batched (limits retention, pruned by age)."""
 
+TRIGGERS_STREAM = "WF_TRIGGERS"
+"""Cron schedules of registered workflows (JetStream message schedules) and the fires they and
+webhooks produce (limits retention, a few messages per subject)."""
+
 # --- KV buckets ------------------------------------------------------------------------------
 RUNS_BUCKET = "wf_runs"
 """run id -> RunState, the projection of the run's events (updated with revision checks)."""
 PLANS_BUCKET = "wf_plans"
 """run id -> Plan, the compiled workflow (written once at submit, never changed)."""
+TRIGGERS_BUCKET = "wf_triggers"
+"""trigger id -> Trigger: a registered workflow that schedules and webhooks start."""
 SECRETS_BUCKET = "wf_secrets"
 """secret name -> value (written through the API, read by schedulers; never returned by the API)."""
 CONCURRENCY_BUCKET = "wf_concurrency"
@@ -38,6 +44,8 @@ named ``<run id>/<name>`` by default; created on first use."""
 
 # --- consumers -------------------------------------------------------------------------------
 SCHEDULER_CONSUMER = "scheduler"
+TRIGGERS_CONSUMER = "triggers"
+"""Durable pull consumer on WF_TRIGGERS fires, shared by all API services (each fire starts one run)."""
 """Durable pull consumer on WF_EVENTS shared by all schedulers (load-balanced)."""
 
 # --- request/reply ---------------------------------------------------------------------------
@@ -82,6 +90,25 @@ ALL_EVENTS = f"{PREFIX}.events.>"
 def run_id_of(subject: str) -> str:
     """The run id inside an event or log subject (``wf.events.<run>...``)."""
     return subject.split(".")[2]
+
+
+# --- triggers --------------------------------------------------------------------------------
+def trigger_schedule(trigger_id: str, index: int) -> str:
+    """Where the ``index``-th cron schedule of a trigger waits (a JetStream message schedule)."""
+    return f"{PREFIX}.triggers.schedule.{check_token(trigger_id, 'trigger id')}.{int(index)}"
+
+
+def trigger_schedules(trigger_id: str) -> str:
+    return f"{PREFIX}.triggers.schedule.{check_token(trigger_id, 'trigger id')}.>"
+
+
+def trigger_fired(trigger_id: str) -> str:
+    """A trigger fired (by its schedule or a webhook): start a run."""
+    return f"{PREFIX}.triggers.fired.{check_token(trigger_id, 'trigger id')}"
+
+
+ALL_TRIGGER_FIRES = f"{PREFIX}.triggers.fired.>"
+ALL_TRIGGERS = f"{PREFIX}.triggers.>"
 
 
 # --- timers ----------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ async def errors_and_auth(request: web.Request, handler: Callable[[web.Request],
         return problem(500, "internal error", "the API failed to handle this request; see its log")
 
 
-async def _read_workflow(request: web.Request) -> tuple[str, str, dict[str, object], dict[str, str]]:
+async def read_workflow(request: web.Request) -> tuple[str, str, dict[str, object], dict[str, str]]:
     """Workflow text, file name and inputs, from a YAML body (inputs as ``?input.NAME=value``)
     or ``{"workflow": "...", "filename": "...", "inputs": {...}}``."""
     raw = await request.read()
@@ -86,7 +86,7 @@ async def _read_workflow(request: web.Request) -> tuple[str, str, dict[str, obje
 
 
 async def submit(request: web.Request) -> web.Response:
-    source, filename, inputs, workflows = await _read_workflow(request)
+    source, filename, inputs, workflows = await read_workflow(request)
     try:
         submitted = await request.app[RUNS].submit(source, filename, inputs, workflows)
     except InvalidInputs as error:
@@ -99,7 +99,7 @@ async def submit(request: web.Request) -> web.Response:
 
 
 async def validate(request: web.Request) -> web.Response:
-    source, filename, _, workflows = await _read_workflow(request)
+    source, filename, _, workflows = await read_workflow(request)
     reply = await request.app[RUNS].compile(source, filename, workflows)
     diagnostics = [msgspec.convert(d, Diagnostic) for d in reply.diagnostics]
     return _json({"valid": not has_errors(diagnostics), "errors": msgspec.to_builtins(diagnostics)})
@@ -240,4 +240,8 @@ def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Applica
     from .routes_files import add_file_routes
 
     add_file_routes(app, runs.js)
+    from .routes_triggers import add_trigger_routes
+    from .triggers import Triggers
+
+    add_trigger_routes(app, Triggers(runs))
     return app

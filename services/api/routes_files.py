@@ -90,6 +90,6 @@ async def delete_file(request: web.Request) -> web.Response:
 def add_file_routes(app: web.Application, js: JetStreamContext) -> None:
     app[_JS] = js
     app.router.add_get("/v1/files", list_files)
-    app.router.add_put("/v1/files/{name:.+}", put_file)
-    app.router.add_get("/v1/files/{name:.+}", get_file)
-    app.router.add_delete("/v1/files/{name:.+}", delete_file)
+    app.router.add_put("/v1/files/{name:[\\s\\S]+}", put_file)
+    app.router.add_get("/v1/files/{name:[\\s\\S]+}", get_file)
+    app.router.add_delete("/v1/files/{name:[\\s\\S]+}", delete_file)

@@ -92,9 +92,12 @@ class Runs:
                 await asyncio.sleep(0.1)
 
     async def submit(
-        self, source: str, filename: str, inputs: dict[str, object] | None = None, workflows: dict[str, str] | None = None
+        self, source: str, filename: str, inputs: dict[str, object] | None = None, workflows: dict[str, str] | None = None,
+        run_id: str | None = None,
     ) -> Submitted:
-        """``workflows``: the files the workflow calls with job-level ``uses:``, by reference."""
+        """``workflows``: the files the workflow calls with job-level ``uses:``, by reference.
+        ``run_id``: given by a caller that may submit the same run twice (a trigger fire): the
+        second submit then finds the run and does nothing."""
         reply = await self.compile(source, filename, workflows)
         diagnostics = [msgspec.convert(d, Diagnostic) for d in reply.diagnostics]
         if reply.plan is None:
@@ -103,7 +106,9 @@ class Runs:
         values, problems = resolve_inputs(plan.inputs, inputs or {})
         if problems:
             raise InvalidInputs(problems)
-        run_id = new_run_id()
+        if run_id is not None and await self.state(run_id) is not None:
+            return Submitted(run_id=run_id, diagnostics=diagnostics)
+        run_id = run_id or new_run_id()
         created = RunCreated(run_id=run_id, workflow=plan.name)
         state = initial_state(run_id, plan, created.at, values)
         stored: list[Any] = []

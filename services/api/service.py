@@ -13,6 +13,7 @@ from waterflow_common.settings import ApiSettings
 
 from .app import make_app
 from .runs import Runs
+from .triggers import Triggers, serve_fires
 
 log = get_logger("waterflow.api")
 
@@ -27,6 +28,8 @@ async def serve(settings: ApiSettings, stop: asyncio.Event) -> None:
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()
     log.info("api.ready", url=f"http://{settings.api_host}:{settings.api_port}", auth=bool(settings.api_key))
+    fires = asyncio.create_task(serve_fires(Triggers(runs), stop))  # schedules and webhooks -> runs
     await stop.wait()
     await runner.cleanup()
+    await asyncio.gather(fires, return_exceptions=True)
     await bus.close(nc)

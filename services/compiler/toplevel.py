@@ -90,9 +90,10 @@ def triggers(report: Report, raw: object) -> dict[str, object]:
             cron_path: Path = ("on", "schedule", index, "cron")
             if not isinstance(cron, str):
                 report.error(("on", "schedule", index), "schedule", "each schedule entry needs 'cron: \"<min> <hour> <day> <month> <weekday>\"'")
-            elif len(cron.split()) != 5 or not all(_CRON_FIELD.match(f) for f in cron.split()):
+            elif len(cron.split()) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in cron.split()):
                 report.error(cron_path, "schedule", f"invalid cron expression {cron!r}",
-                             "five fields: minute hour day-of-month month day-of-week, e.g. '30 2 * * 1-5'")
+                             "five fields: minute hour day-of-month month day-of-week, e.g. '30 2 * * 1-5' "
+                             "(six with a leading seconds field)")
     elif "schedule" in entries and schedule is not None:
         report.error(("on", "schedule"), "schedule", "'schedule' must be a list of '- cron: ...' entries")
     return entries

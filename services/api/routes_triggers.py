@@ -1,0 +1,76 @@
+"""``/v1/triggers``: register a workflow for its cron schedules and webhook, list, fire, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from waterflow_common.diagnostics import to_problem
+
+from .triggers import Triggers
+
+TRIGGERS = web.AppKey("triggers", Triggers)
+
+
+def _shown(trigger: Any) -> dict[str, Any]:
+    body = msgspec.to_builtins(trigger)
+    body.pop("source", None)
+    body.pop("workflows", None)
+    body["webhook"] = f"/v1/triggers/{trigger.id}/fire"
+    return body
+
+
+async def register(request: web.Request) -> web.Response:
+    from .app import read_workflow  # the same body forms as POST /v1/workflows
+
+    source, filename, inputs, workflows = await read_workflow(request)
+    trigger, diagnostics = await request.app[TRIGGERS].register(source, filename, inputs, workflows)
+    if trigger is None:
+        return web.json_response(to_problem(diagnostics), status=400, content_type="application/problem+json")
+    return web.json_response(_shown(trigger), status=201)
+
+
+async def list_triggers(request: web.Request) -> web.Response:
+    return web.json_response({"triggers": [_shown(t) for t in await request.app[TRIGGERS].list()]})
+
+
+async def get_trigger(request: web.Request) -> web.Response:
+    trigger = await request.app[TRIGGERS].get(request.match_info["trigger_id"])
+    if trigger is None:
+        raise web.HTTPNotFound(text=f"no trigger with id {request.match_info['trigger_id']!r}")
+    return web.json_response(_shown(trigger))
+
+
+async def delete_trigger(request: web.Request) -> web.Response:
+    if not await request.app[TRIGGERS].delete(request.match_info["trigger_id"]):
+        raise web.HTTPNotFound(text=f"no trigger with id {request.match_info['trigger_id']!r}")
+    return web.Response(status=204)
+
+
+async def fire(request: web.Request) -> web.Response:
+    """A webhook: optional JSON body ``{"inputs": {...}}``; starts one run (asynchronously)."""
+    trigger_id = request.match_info["trigger_id"]
+    if await request.app[TRIGGERS].get(trigger_id) is None:
+        raise web.HTTPNotFound(text=f"no trigger with id {trigger_id!r}")
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError as error:
+        raise web.HTTPBadRequest(text=f"the body is not valid JSON: {error}") from error
+    inputs = body.get("inputs", {}) if isinstance(body, dict) else None
+    if not isinstance(inputs, dict):
+        raise web.HTTPBadRequest(text='expected a JSON object {"inputs": {...}}')
+    await request.app[TRIGGERS].fire(trigger_id, inputs)
+    return web.json_response({"trigger": trigger_id, "status": "fired"}, status=202)
+
+
+def add_trigger_routes(app: web.Application, triggers: Triggers) -> None:
+    app[TRIGGERS] = triggers
+    app.router.add_post("/v1/triggers", register)
+    app.router.add_get("/v1/triggers", list_triggers)
+    app.router.add_get("/v1/triggers/{trigger_id}", get_trigger)
+    app.router.add_delete("/v1/triggers/{trigger_id}", delete_trigger)
+    app.router.add_post("/v1/triggers/{trigger_id}/fire", fire)

@@ -1,0 +1,136 @@
+"""Registered workflows (triggers): what the API keeps, schedules and starts.
+
+``register`` compiles the workflow once (so a broken file is refused at registration, not at
+3 a.m.), stores it in KV ``wf_triggers`` and publishes one cron message schedule per
+``on.schedule`` entry. ``fire`` (a webhook) publishes the same kind of message a schedule does.
+``serve_fires`` is the loop every API replica runs: it turns each fire into one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js import api as js_api
+from nats.js.errors import KeyNotFoundError, NoKeysError
+
+from waterflow_common import subjects
+from waterflow_common.diagnostics import Diagnostic
+from waterflow_common.log import get_logger
+from waterflow_common.pulling import Puller
+from waterflow_common.state import decode_plan
+from waterflow_common.triggers import Trigger, TriggerFired, fired_run_id, nats_cron
+
+from .runs import InvalidInputs, Runs
+
+log = get_logger("waterflow.api.triggers")
+_trigger_decoder = msgspec.json.Decoder(Trigger)
+_fired_decoder = msgspec.json.Decoder(TriggerFired)
+
+
+def new_trigger_id() -> str:
+    return f"t{int(time.time() * 1000):x}{secrets.token_hex(3)}"
+
+
+class Triggers:
+    def __init__(self, runs: Runs) -> None:
+        self.runs = runs
+        self.js = runs.js
+
+    async def _kv(self):  # type: ignore[no-untyped-def]
+        return await self.js.key_value(subjects.TRIGGERS_BUCKET)
+
+    async def register(
+        self, source: str, filename: str, inputs: dict[str, Any], workflows: dict[str, str]
+    ) -> tuple[Trigger | None, list[Diagnostic]]:
+        reply = await self.runs.compile(source, filename, workflows)
+        diagnostics = [msgspec.convert(d, Diagnostic) for d in reply.diagnostics]
+        if reply.plan is None:
+            return None, diagnostics
+        plan = decode_plan(reply.plan)
+        schedule = plan.on.get("schedule") or []
+        crons = [str(entry["cron"]) for entry in schedule if isinstance(entry, dict) and "cron" in entry]
+        trigger = Trigger(id=new_trigger_id(), name=plan.name, source=source, filename=filename,
+                          workflows=workflows, inputs=inputs, crons=crons)
+        await (await self._kv()).create(trigger.id, msgspec.json.encode(trigger))
+        fire = msgspec.json.encode(TriggerFired(trigger_id=trigger.id, by="schedule"))
+        for index, cron in enumerate(crons):
+            await self.js.publish(subjects.trigger_schedule(trigger.id, index), fire, headers={
+                subjects.SCHEDULE_HEADER: nats_cron(cron),
+                subjects.SCHEDULE_TARGET_HEADER: subjects.trigger_fired(trigger.id),
+            })
+        return trigger, diagnostics
+
+    async def get(self, trigger_id: str) -> Trigger | None:
+        try:
+            subjects.check_token(trigger_id, "trigger id")
+            entry = await (await self._kv()).get(trigger_id)
+        except (KeyNotFoundError, ValueError):
+            return None
+        return _trigger_decoder.decode(entry.value) if entry.value else None
+
+    async def list(self) -> list[Trigger]:
+        try:
+            keys = await (await self._kv()).keys()
+        except NoKeysError:
+            return []
+        found = [await self.get(key) for key in sorted(keys)]
+        return [t for t in found if t is not None]
+
+    async def delete(self, trigger_id: str) -> bool:
+        if await self.get(trigger_id) is None:
+            return False
+        # Purging the schedule messages stops the schedules; then forget the definition.
+        await self.js.purge_stream(subjects.TRIGGERS_STREAM, subject=subjects.trigger_schedules(trigger_id))
+        await (await self._kv()).purge(trigger_id)
+        return True
+
+    async def fire(self, trigger_id: str, inputs: dict[str, Any]) -> None:
+        """A webhook call: start a run now with these inputs (over the registered ones)."""
+        fired = TriggerFired(trigger_id=trigger_id, by="webhook", inputs=inputs)
+        await self.js.publish(subjects.trigger_fired(trigger_id), msgspec.json.encode(fired))
+
+    async def start_run(self, msg: Msg) -> None:
+        fired = _fired_decoder.decode(msg.data)
+        trigger = await self.get(fired.trigger_id)
+        if trigger is None:  # deleted while a fire was on its way
+            await msg.ack()
+            return
+        run_id = fired_run_id(msg.metadata.timestamp, msg.metadata.sequence.stream)
+        try:
+            submitted = await self.runs.submit(
+                trigger.source, trigger.filename, {**trigger.inputs, **fired.inputs}, trigger.workflows, run_id=run_id,
+            )
+            log.info("trigger.fired", trigger=trigger.id, by=fired.by, run_id=submitted.run_id)
+        except InvalidInputs as error:
+            log.error("trigger.invalid_inputs", trigger=trigger.id, error=str(error))
+        await msg.ack()
+
+
+def fires_consumer() -> js_api.ConsumerConfig:
+    return js_api.ConsumerConfig(
+        durable_name=subjects.TRIGGERS_CONSUMER,
+        ack_policy=js_api.AckPolicy.EXPLICIT,
+        deliver_policy=js_api.DeliverPolicy.NEW,
+        ack_wait=30.0,
+        filter_subject=subjects.ALL_TRIGGER_FIRES,
+    )
+
+
+async def serve_fires(triggers: Triggers, stop: asyncio.Event) -> None:
+    """Turn fires into runs until ``stop``; API replicas share the consumer."""
+    puller = Puller(triggers.js, subjects.TRIGGERS_STREAM, fires_consumer())
+    while not stop.is_set():
+        for msg in await puller.fetch(16, timeout=1.0):
+            try:
+                await triggers.start_run(msg)
+            except Exception as error:  # compile service down, NATS blip: try again later
+                log.warning("trigger.start_failed", subject=msg.subject, error=str(error) or type(error).__name__)
+                await msg.nak(delay=2.0)
+
+
+__all__ = ["Triggers", "serve_fires"]

@@ -1,0 +1,69 @@
+"""Registered workflows: cron schedules held by NATS and webhooks start runs; deleting stops them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from waterflow import ApiError, Client
+
+SCHEDULED = """
+name: every-second
+on:
+  schedule:
+    - cron: "* * * * * *"
+inputs:
+  who: {type: string, default: cron}
+jobs:
+  j:
+    runs-on: local
+    steps:
+      - env:
+          WHO: ${{ inputs.who }}
+        run: echo "hello $WHO"
+"""
+
+
+def _runs_of(client: Client, name: str) -> list[dict]:
+    return [r for r in client.list(limit=200) if r["workflow"] == name]
+
+
+def test_schedule_starts_runs_until_deleted_and_webhook_fires(client: Client) -> None:
+    trigger = client.add_trigger(SCHEDULED, "cron.yml")
+    assert trigger["crons"] == ["* * * * * *"] and trigger["webhook"].endswith("/fire")
+    deadline = time.monotonic() + 30
+    while len(_runs_of(client, "every-second")) < 2:
+        assert time.monotonic() < deadline, "the schedule never started two runs"
+        time.sleep(0.3)
+    client.delete_trigger(trigger["id"])
+    time.sleep(1.5)
+    count = len(_runs_of(client, "every-second"))
+    time.sleep(2.5)
+    assert len(_runs_of(client, "every-second")) == count  # no more after delete
+    for run in _runs_of(client, "every-second"):
+        assert client.wait(run["id"], timeout=60)["status"] == "succeeded"
+
+
+def test_webhook_fire_with_inputs(client: Client) -> None:
+    workflow = SCHEDULED.replace("name: every-second", "name: hooked").replace(
+        'on:\n  schedule:\n    - cron: "* * * * * *"\n', "")
+    trigger = client.add_trigger(workflow, "hook.yml")
+    assert trigger["crons"] == []
+    client.fire_trigger(trigger["id"], {"who": "webhook"})
+    deadline = time.monotonic() + 30
+    while not (runs := _runs_of(client, "hooked")):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert client.wait(runs[0]["id"], timeout=60)["status"] == "succeeded"
+    assert "hello webhook" in [line["text"] for line in client.logs(runs[0]["id"])]
+    client.delete_trigger(trigger["id"])
+    with pytest.raises(ApiError) as caught:
+        client.fire_trigger(trigger["id"])
+    assert caught.value.status == 404
+
+
+def test_broken_workflow_is_refused_at_registration(client: Client) -> None:
+    with pytest.raises(ApiError) as caught:
+        client.add_trigger('on:\n  schedule:\n    - cron: "every day"\njobs:\n  j:\n    runs-on: local\n    steps: [{run: x}]\n')
+    assert caught.value.status == 400 and "invalid cron" in str(caught.value.problem)
