@@ -125,13 +125,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             stack.stop()
 
 
-def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) -> int:
+def parse_inputs(items: list[str] | None) -> dict[str, str]:
+    """``--input NAME=VALUE`` options (repeated) as a mapping."""
     inputs: dict[str, str] = {}
-    for item in args.input or []:
+    for item in items or []:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise UserError(f"--input expects NAME=VALUE, got {item!r}")
         inputs[name] = value
+    return inputs
+
+
+def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) -> int:
+    inputs = parse_inputs(args.input)
     try:
         run = client.submit(source, filename=args.file, inputs=inputs, workflows=called_workflows(args.file))
     except ApiError as error:

@@ -12,19 +12,10 @@ from rich.text import Text
 
 from waterflow_common.errors import UserError
 
+from .cli import parse_inputs
 from .client import Client, called_workflows
 
 console = Console(highlight=False)
-
-
-def _inputs(items: list[str] | None) -> dict[str, str]:
-    inputs: dict[str, str] = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise UserError(f"--input expects NAME=VALUE, got {item!r}")
-        inputs[name] = value
-    return inputs
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
@@ -34,7 +25,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             source = Path(args.file).read_text(encoding="utf-8")
         except OSError as error:
             raise UserError(f"cannot read {args.file}: {error.strerror}") from None
-        trigger = client.add_trigger(source, args.file, _inputs(args.input), called_workflows(args.file))
+        trigger = client.add_trigger(source, args.file, parse_inputs(args.input), called_workflows(args.file))
         schedules = ", ".join(trigger["crons"]) or "none (webhook only)"
         console.print(f"trigger [bold]{trigger['id']}[/] for {escape(trigger['name'])}: schedules {schedules}; "
                       f"webhook POST {args.api_url}{trigger['webhook']}", markup=True)
@@ -44,7 +35,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
             table.add_row(trigger["id"], Text(trigger["name"]), ", ".join(trigger["crons"]) or "-", trigger["webhook"])
         console.print(table)
     elif args.trigger_command == "fire":
-        client.fire_trigger(args.trigger_id, _inputs(args.input))
+        client.fire_trigger(args.trigger_id, parse_inputs(args.input))
         console.print(f"trigger [bold]{args.trigger_id}[/] fired")
     else:
         client.delete_trigger(args.trigger_id)
