@@ -213,7 +213,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     table = Table("id", "workflow", "status", "created")
-    for run in _client(args).list(args.limit):
+    for run in _client(args).list(args.limit, args.before):
         table.add_row(run["id"], Text(run["workflow"]), run["status"], str(run.get("created_at", "")))
     console.print(table)
     return EXIT_OK
@@ -348,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list recent runs")
     lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--before", metavar="RUN_ID", help="only runs older than this one (the next page)")
     lst.set_defaults(handler=cmd_list)
 
     validate = sub.add_parser("validate", help="check workflow files without running them")

@@ -170,8 +170,21 @@ class Client:
     def get(self, run_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/workflows/{quote(run_id, safe='')}")
 
-    def list(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self._json("GET", f"/v1/workflows?limit={limit}")["runs"]
+    def list(self, limit: int = 50, before: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` runs, newest first; ``before``: only runs older than this run id."""
+        query = f"limit={limit}" + (f"&before={quote(before, safe='')}" if before else "")
+        return self._json("GET", f"/v1/workflows?{query}")["runs"]
+
+    def iter_runs(self, page_size: int = 200) -> Iterator[dict[str, Any]]:
+        """Every run, newest first, a page at a time."""
+        before: str | None = None
+        while True:
+            query = f"limit={page_size}" + (f"&before={quote(before, safe='')}" if before else "")
+            page = self._json("GET", f"/v1/workflows?{query}")
+            yield from page["runs"]
+            before = page.get("next")
+            if not before:
+                return
 
     def logs(self, run_id: str) -> list[dict[str, Any]]:
         return self._json("GET", f"/v1/workflows/{quote(run_id, safe='')}/logs")["lines"]

@@ -70,15 +70,21 @@ STREAMS = (
 AGENT_RECORD_MAX_AGE = 24 * 3600.0
 """Seconds an agent that stopped heartbeating stays listed (as offline) before its record expires."""
 
+# ``direct``: reads use direct get, whose reply carries the raw value (a plain get returns it
+# base64-encoded in JSON: 18% of the scheduler's time in the profile of docs/performance.md).
 BUCKETS = (
-    js_api.KeyValueConfig(bucket=subjects.RUNS_BUCKET, history=1, storage=js_api.StorageType.FILE),
-    js_api.KeyValueConfig(bucket=subjects.PLANS_BUCKET, history=1, storage=js_api.StorageType.FILE),
-    js_api.KeyValueConfig(bucket=subjects.CONCURRENCY_BUCKET, history=1, storage=js_api.StorageType.FILE),
-    js_api.KeyValueConfig(bucket=subjects.TRIGGERS_BUCKET, history=1, storage=js_api.StorageType.FILE),
-    js_api.KeyValueConfig(bucket=subjects.SECRETS_BUCKET, history=1, storage=js_api.StorageType.FILE),
+    js_api.KeyValueConfig(bucket=subjects.RUNS_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
+    js_api.KeyValueConfig(bucket=subjects.PLANS_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
+    js_api.KeyValueConfig(bucket=subjects.CONCURRENCY_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
+    js_api.KeyValueConfig(bucket=subjects.TRIGGERS_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
+    js_api.KeyValueConfig(bucket=subjects.SECRETS_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
     # An agent rewrites its key every heartbeat; one that stopped ages out after AGENT_RECORD_MAX_AGE.
-    js_api.KeyValueConfig(bucket=subjects.AGENTS_BUCKET, history=1, ttl=AGENT_RECORD_MAX_AGE, storage=js_api.StorageType.FILE),
+    js_api.KeyValueConfig(
+        bucket=subjects.AGENTS_BUCKET, history=1, ttl=AGENT_RECORD_MAX_AGE, storage=js_api.StorageType.FILE, direct=True,
+    ),
 )
+ATOMIC_BUCKETS = frozenset({subjects.RUNS_BUCKET})
+"""Buckets written with atomic batches (``runstore.py``): their streams need ``allow_atomic``."""
 
 
 async def connect(
@@ -200,6 +206,19 @@ async def provision(js: JetStreamContext, replicas: int = 1) -> None:
                 await js.create_key_value(bucket)
             except BadRequestError:
                 await js.key_value(bucket.bucket)  # another service created it meanwhile
+        await _ensure_bucket_options(js, bucket.bucket, atomic=bucket.bucket in ATOMIC_BUCKETS)
+
+
+async def _ensure_bucket_options(js: JetStreamContext, bucket: str, atomic: bool) -> None:
+    """Turn on direct get (and atomic batches) on a bucket's stream, also one created before."""
+    info = await js.stream_info(f"KV_{bucket}")
+    config = info.config
+    if config.allow_direct and (config.allow_atomic or not atomic):
+        return
+    config.allow_direct = True
+    if atomic:
+        config.allow_atomic = True
+    await js.update_stream(config)
 
 
 def scheduler_consumer_config() -> js_api.ConsumerConfig:

@@ -27,7 +27,10 @@ webhooks produce (limits retention, a few messages per subject)."""
 
 # --- KV buckets ------------------------------------------------------------------------------
 RUNS_BUCKET = "wf_runs"
-"""run id -> RunState, the projection of the run's events (updated with revision checks)."""
+"""The projection of each run's events: ``<run>`` -> the run and its jobs, ``<run>.<job>.<index>``
+-> one step (see ``runstore.py``; written in atomic batches with revision checks)."""
+RUNS_STREAM = f"KV_{RUNS_BUCKET}"
+"""The stream behind ``wf_runs`` (atomic batches and direct gets address it by name)."""
 PLANS_BUCKET = "wf_plans"
 """run id -> Plan, the compiled workflow (written once at submit, never changed)."""
 TRIGGERS_BUCKET = "wf_triggers"

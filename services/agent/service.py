@@ -31,7 +31,7 @@ from .logsink import LogSink
 from .registration import Registration
 from .executor import execute_step
 from .nodes.registry import agent_registry, default_plugin_dir
-from .runner import step_environment
+from .runner import step_environment, watch_children_with_pidfd
 
 log = get_logger("waterflow.agent")
 _task_decoder = msgspec.json.Decoder(StepTask)
@@ -314,6 +314,7 @@ async def _keep_in_progress(msg: Msg, interval: float) -> None:
 
 
 async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
+    watch_children_with_pidfd()
     holder: list[Agent] = []
     registration_holder: list[Registration] = []
 

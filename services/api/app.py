@@ -110,15 +110,17 @@ async def list_runs(request: web.Request) -> web.Response:
         limit = max(1, min(int(request.query.get("limit", "50")), 1000))
     except ValueError as error:
         raise web.HTTPBadRequest(text="'limit' must be a whole number") from error
-    states = await request.app[RUNS].list(limit)
-    return _json({"runs": [
-        {k: v for k, v in public_state(s).items() if k != "jobs"} for s in states
-    ]})
+    before = request.query.get("before") or None
+    states, cursor = await request.app[RUNS].list(limit, before)
+    return _json({
+        "runs": [{k: v for k, v in public_state(s).items() if k != "jobs"} for s in states],
+        "next": cursor,
+    })
 
 
 async def _existing(request: web.Request) -> str:
     run_id = request.match_info["run_id"]
-    if await request.app[RUNS].state(run_id) is None:
+    if await request.app[RUNS].status(run_id) is None:
         raise web.HTTPNotFound(text=f"no run with id {run_id!r}")
     return run_id
 
@@ -134,7 +136,7 @@ async def get_run(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     """Ask to cancel a run: running steps are stopped on their agents, queued ones never start."""
     run_id = request.match_info["run_id"]
-    state = await request.app[RUNS].state(run_id)
+    state = await request.app[RUNS].status(run_id)
     if state is None:
         raise web.HTTPNotFound(text=f"no run with id {run_id!r}")
     if state.finished:
@@ -146,7 +148,7 @@ async def cancel(request: web.Request) -> web.Response:
 async def retry(request: web.Request) -> web.Response:
     """Re-run what failed, was cancelled or skipped, keeping the steps that succeeded."""
     run_id = request.match_info["run_id"]
-    state = await request.app[RUNS].state(run_id)
+    state = await request.app[RUNS].status(run_id)
     if state is None:
         raise web.HTTPNotFound(text=f"no run with id {run_id!r}")
     if not state.finished or state.status == "succeeded":
@@ -196,7 +198,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
             if kind == "event":
                 event = decode_event(msg.data)
                 await response.write(msgspec.json.encode({"kind": "event", **msgspec.to_builtins(event)}) + b"\n")
-                current = await runs.state(run_id) if isinstance(event, RunCompleted) else None
+                current = await runs.status(run_id) if isinstance(event, RunCompleted) else None
                 if isinstance(event, RunCompleted) and (current is None or event.attempt >= current.attempt):
                     expected_batches = await runs.log_batch_count(run_id)
             else:

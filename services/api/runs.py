@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +32,12 @@ from waterflow_common.messages import (
     decode_event,
     encode,
 )
-from waterflow_common.state import RunState, decode_plan, decode_state, encode_state, initial_state
+from waterflow_common.plan import Plan
+from waterflow_common.runstore import RunStore
+from waterflow_common.state import RunState, decode_plan, initial_state
 from waterflow_common.streams import read_stored
 
+PLAN_CACHE_SIZE = 512
 _reply_decoder = msgspec.json.Decoder(CompileReply)
 _log_decoder = msgspec.json.Decoder(LogBatch)
 
@@ -72,8 +76,9 @@ class Runs:
         self.compile_timeout = compile_timeout
 
     async def open(self) -> None:
-        self.runs_kv = await self.js.key_value(subjects.RUNS_BUCKET)
+        self.store = RunStore(self.nc)
         self.plans_kv = await self.js.key_value(subjects.PLANS_BUCKET)
+        self._plans: OrderedDict[str, Plan] = OrderedDict()
 
     async def compile(self, source: str, filename: str, workflows: dict[str, str] | None = None) -> CompileReply:
         """Ask a compiler service; while none is subscribed (starting, restarting), keep asking
@@ -106,7 +111,7 @@ class Runs:
         values, problems = resolve_inputs(plan.inputs, inputs or {})
         if problems:
             raise InvalidInputs(problems)
-        if run_id is not None and await self.state(run_id) is not None:
+        if run_id is not None and await self.store.load_header(run_id) is not None:
             return Submitted(run_id=run_id, diagnostics=diagnostics)
         run_id = run_id or new_run_id()
         created = RunCreated(run_id=run_id, workflow=plan.name)
@@ -115,8 +120,8 @@ class Runs:
         try:
             await self.plans_kv.create(run_id, reply.plan)
             stored.append(self.plans_kv)
-            await self.runs_kv.create(run_id, encode_state(state))
-            stored.append(self.runs_kv)
+            await self.store.create(state)
+            stored.append(await self.store.kv())
             await self.js.publish(
                 subjects.event(run_id, created.type), encode(created), headers={subjects.MSG_ID_HEADER: created.msg_id()},
             )
@@ -136,25 +141,49 @@ class Runs:
         )
 
     async def state(self, run_id: str) -> RunState | None:
+        """The run with every job and step (None: no such run)."""
         try:
             subjects.check_token(run_id, "run id")
-            entry = await self.runs_kv.get(run_id)
-        except (KeyNotFoundError, ValueError):
+        except ValueError:
             return None
-        return decode_state(entry.value) if entry.value else None
+        plan = await self._plan(run_id)
+        if plan is None:
+            return None
+        stored = await self.store.load(run_id, plan)
+        return None if stored is None else stored.state
 
-    async def list(self, limit: int) -> list[RunState]:
+    async def status(self, run_id: str) -> RunState | None:
+        """The run and its jobs without their steps: enough to know its status, and cheap."""
         try:
-            keys = await self.runs_kv.keys()
-        except Exception:  # nats-py raises NoKeysError on an empty bucket
-            return []
-        keys.sort(reverse=True)  # run ids sort by creation time
-        states = []
-        for key in keys[:limit]:
-            state = await self.state(key)
-            if state is not None:
-                states.append(state)
-        return states
+            return await self.store.load_header(subjects.check_token(run_id, "run id"))
+        except ValueError:
+            return None
+
+    async def list(self, limit: int, before: str | None = None) -> tuple[list[RunState], str | None]:
+        """Up to ``limit`` runs, newest first, older than run ``before`` (a cursor from the
+        previous page); and the cursor of the next page (None: this is the last)."""
+        ids = await self.store.run_ids()
+        if before is not None:
+            ids = [run_id for run_id in ids if run_id < before]
+        page = ids[:limit]
+        headers = await asyncio.gather(*(self.store.load_header(run_id) for run_id in page))
+        runs = [state for state in headers if state is not None]
+        return runs, (page[-1] if len(ids) > limit else None)
+
+    async def _plan(self, run_id: str) -> Plan | None:
+        """A run's plan (never changes once stored, so a few hundred are kept in memory)."""
+        plan = self._plans.get(run_id)
+        if plan is None:
+            try:
+                entry = await self.plans_kv.get(run_id)
+            except KeyNotFoundError:
+                return None
+            if not entry.value:
+                return None
+            plan = self._plans[run_id] = decode_plan(entry.value)
+            while len(self._plans) > PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+        return plan
 
     async def events(self, run_id: str) -> list[dict[str, Any]]:
         msgs = await read_stored(self.js, subjects.EVENTS_STREAM, subjects.run_events(run_id))

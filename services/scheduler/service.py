@@ -22,7 +22,7 @@ import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from waterflow_common import bus, subjects
@@ -46,7 +46,8 @@ from waterflow_common.pulling import Puller
 from waterflow_common.secrets import KvSecretProvider, SecretProvider
 from waterflow_common.telemetry import RunTracer
 from waterflow_common.settings import SchedulerSettings
-from waterflow_common.state import Outgoing, RunState, decode_plan, decode_state, encode_state
+from waterflow_common.runstore import RunStore, StoredRun, WriteConflict, encode_header
+from waterflow_common.state import Outgoing, RunState, decode_plan
 
 from . import contexts, machine
 from .concurrency import ConcurrencyGroups
@@ -58,7 +59,7 @@ MAX_CONFLICT_RETRIES = 50
 
 class Scheduler:
     def __init__(
-        self, settings: SchedulerSettings, nc: Client, runs: KeyValue, plans: KeyValue, slots: KeyValue,
+        self, settings: SchedulerSettings, nc: Client, plans: KeyValue, slots: KeyValue,
         secrets: SecretProvider,
     ) -> None:
         self.settings = settings
@@ -69,11 +70,11 @@ class Scheduler:
         self.groups = load_provider(settings.server_groups)
         self.nc = nc
         self.js = nc.jetstream()
-        self.runs = runs
         self.plans = plans
         self._plans: dict[str, Plan] = {}
-        self._states: dict[str, tuple[int, bytes]] = {}
-        """run id -> (KV revision, encoded state) last written by this scheduler."""
+        self.store = RunStore(nc)
+        self._states: dict[str, StoredRun] = {}
+        """run id -> the state this scheduler last wrote (or read) for the run."""
         self._published: set[str] = set()
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -116,35 +117,31 @@ class Scheduler:
         """Apply the event under optimistic concurrency; return the state and what it decided."""
         plan = await self.plan(event.run_id)
         for _ in range(MAX_CONFLICT_RETRIES):
-            # The last state this scheduler wrote saves a read; if another scheduler wrote since,
-            # the revision check below fails and the fresh state is read.
-            cached = self._states.pop(event.run_id, None)
-            if cached is None:
-                entry = await self.runs.get(event.run_id)
-                assert entry.value is not None
-                cached = (entry.revision, entry.value)
-            revision, before = cached
-            state = decode_state(before)
+            # The state this scheduler last wrote saves a read; if another scheduler wrote since,
+            # the revision checks of the write fail and the state is read afresh. Popped, so that
+            # a failure half-way through apply() cannot leave a half-changed state cached.
+            stored = self._states.pop(event.run_id, None) or await self.store.load(event.run_id, plan)
+            if stored is None:
+                raise NotFoundError
+            state = stored.state
             blocked_by = await self._admit(state, plan, event)
             outgoing = machine.apply(
                 state, plan, event, directory=await self._directory(plan), blocked_by=blocked_by,
                 secrets=await self._secrets(event.run_id), defined_groups=frozenset(self.groups.definitions()),
             )
             state.outbox = self._prune(state) + outgoing
-            after = encode_state(state)
-            if len(after) > self.nc.max_payload - 4096:
-                outgoing = machine.fail_oversized(state, len(after), self.nc.max_payload)
+            header = encode_header(state)
+            if len(header) > self.nc.max_payload - 4096:
+                outgoing = machine.fail_oversized(state, len(header), self.nc.max_payload)
                 state.outbox = outgoing
-                after = encode_state(state)
-                log.error("state.too_large", run_id=event.run_id, size=len(after), limit=self.nc.max_payload)
-            if after == before:
-                self._states[event.run_id] = cached
-                return state, []
+                log.error("state.too_large", run_id=event.run_id, size=len(header), limit=self.nc.max_payload)
             try:
-                self._states[event.run_id] = (await self.runs.update(event.run_id, after, last=revision), after)
-            except KeyWrongLastSequenceError:
+                saved = self._states[event.run_id] = await self.store.save(stored, state)
+            except WriteConflict:
                 log.debug("state.conflict", run_id=event.run_id)
                 continue
+            if saved is stored:
+                return state, []
             log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
             return state, outgoing
         raise RuntimeError(f"run {event.run_id}: too many concurrent updates")
@@ -244,7 +241,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await bus.provision(js, settings.stream_replicas)
     scheduler = Scheduler(
-        settings, nc, await js.key_value(subjects.RUNS_BUCKET), await js.key_value(subjects.PLANS_BUCKET),
+        settings, nc, await js.key_value(subjects.PLANS_BUCKET),
         await js.key_value(subjects.CONCURRENCY_BUCKET), KvSecretProvider(await js.key_value(subjects.SECRETS_BUCKET)),
     )
     puller = Puller(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nats
 
 from waterflow.embedded import free_port, nats_server_binary, wait_for_port
 from waterflow_common import bus, subjects
+from waterflow_common.runstore import RunStore
+from waterflow_common.state import initial_state
+from waterflow_compiler import compile_workflow
 
 
 def _start_cluster(tmp_path: Path) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
@@ -36,6 +40,8 @@ def _start_cluster(tmp_path: Path) -> tuple[list[subprocess.Popen[bytes]], list[
 
 def test_replicated_streams_survive_losing_a_server(tmp_path: Path) -> None:
     servers, ports = _start_cluster(tmp_path)
+    plan, _ = compile_workflow("jobs:\n  a:\n    runs-on: g\n    steps:\n      - run: echo 1\n      - run: echo 2\n", "w.yml")
+    assert plan is not None
 
     async def scenario() -> None:
         nc = await nats.connect([f"nats://127.0.0.1:{p}" for p in ports], max_reconnect_attempts=-1, reconnect_time_wait=0.2)
@@ -60,6 +66,15 @@ def test_replicated_streams_survive_losing_a_server(tmp_path: Path) -> None:
                 await asyncio.sleep(0.2)
         assert (await runs.get("r1")).value == b"before"
         assert (await runs.get("r2")).value == b"after"
+        # Run state is written in atomic batches; they work on the replicated bucket too.
+        store = RunStore(nc)
+        await store.create(initial_state("r3", plan, datetime.now(timezone.utc)))
+        stored = await store.load("r3", plan)
+        assert stored is not None
+        stored.state.jobs["a"].steps[1].status = "running"
+        await store.save(stored, stored.state)
+        loaded = await store.load("r3", plan)
+        assert loaded is not None and loaded.state.jobs["a"].steps[1].status == "running"
         await nc.close()
 
     try:

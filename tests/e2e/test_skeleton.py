@@ -107,6 +107,12 @@ def test_run_list_and_events(client: Client) -> None:
     run = client.submit(TWO_STEPS, "two.yml")
     client.wait(run["id"], timeout=60)
     assert run["id"] in [r["id"] for r in client.list()]
+    other = client.submit(TWO_STEPS, "two.yml")
+    newest = client.list(limit=1)
+    assert [r["id"] for r in newest] == [other["id"]]
+    assert [r["id"] for r in client.list(limit=1, before=other["id"])] == [run["id"]]
+    every = [r["id"] for r in client.iter_runs(page_size=1)]
+    assert every[:2] == [other["id"], run["id"]] and len(every) == len(set(every))
     types = [e["type"] for e in client.events(run["id"])]
     assert types[0] == "run.created"
     assert types[-1] == "run.completed"
