@@ -133,7 +133,7 @@ def wait_for_log(stack: Stack, name: str, needle: str, timeout: float = 30.0) ->
 def bench_stack(agents: int = 1, group: str = "bench", max_concurrent: int = 4, **stack_args: Any) -> Iterator[Stack]:
     """An embedded stack whose ``agents`` agents all serve ``group`` and are pulling tasks."""
     with tempfile.TemporaryDirectory(prefix="wf-bench-") as data_dir:
-        stack = Stack(data_dir=Path(data_dir), agent_groups=(group,), agent_name="agent-0", **stack_args)
+        stack = Stack(data_dir=Path(data_dir), agent_groups=(group,) if agents else (), agent_name="agent-0", **stack_args)
         stack.env.setdefault("WATERFLOW_MAX_CONCURRENT_STEPS", str(max_concurrent))
         stack.env.setdefault("WATERFLOW_LOG_LEVEL", "warning")
         stack.start(timeout=60)

@@ -86,7 +86,9 @@ def runs_part(count: int) -> dict[str, Any]:
         }
 
 
-def agents_part(count: int) -> dict[str, Any]:
+def agents_part(count: int, per_process: int = 1) -> dict[str, Any]:
+    if per_process > 1:
+        return packed_agents_part(count, per_process)
     started = time.perf_counter()
     with bench_stack(agents=count, max_concurrent=1) as stack:
         connected_s = time.perf_counter() - started
@@ -123,16 +125,67 @@ def agents_part(count: int) -> dict[str, Any]:
         }
 
 
+def packed_agents_part(count: int, per_process: int) -> dict[str, Any]:
+    """``count`` agents, ``per_process`` of them per process (``many_agents.py``: one NATS
+    connection each, every agent registering and pulling its own subject), then one fan-out
+    job to all of them."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent / "many_agents.py"
+    with bench_stack(agents=0) as stack:
+        started = time.perf_counter()
+        processes = []
+        for first in range(0, count, per_process):
+            processes.append(subprocess.Popen(
+                [sys.executable, str(script), stack.nats_url, f"p{first // per_process:02d}", str(min(per_process, count - first)),
+                 "bench", str(stack.data_dir / "many")],
+                stdout=subprocess.PIPE, text=True,
+            ))
+        try:
+            for process in processes:
+                assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+            registered_s = time.perf_counter() - started
+            client = Client(stack.api_url)
+            registered = sum(a["status"] == "healthy" for a in client.agents("bench"))
+            source = f"name: wide\njobs:\n  all:\n    runs-on: {{group: bench, each: true}}\n    steps:\n      - run: {COMMAND}\n"
+            t = time.time()
+            state, = wait_all(client, [client.submit(source)["id"]], timeout=1200)
+            wide_s = time.time() - t
+            instances = [j for j in state["jobs"].values() if j["steps"]]
+            return {
+                "started": count,
+                "agents_per_process": per_process,
+                "processes": len(processes),
+                "registered": registered,
+                "all_registered_s": registered_s,
+                "wide_run_mode": "fanout",
+                "wide_run_status": state["status"],
+                "wide_run_s": wide_s,
+                "wide_run_agents_used": len({j["steps"][0].get("agent") for j in instances}),
+                "wide_run_instances_succeeded": sum(j["status"] == "succeeded" for j in instances),
+                "agent_process_rss_mib_median": statistics.median(rss_kib(p.pid) / 1024 for p in processes),
+                "rss_mib": services_rss(stack),
+            }
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=60)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--agents-per-process", type=int, default=1,
+                        help="above 1: run the agents packed in processes (bench/many_agents.py) to reach 1000 on one machine")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     if args.smoke:
         args.runs, args.agents = 20, 2
-    write_result("scale", {"params": vars(args), "runs": runs_part(args.runs), "agents": agents_part(args.agents)}, args.out)
+        args.agents_per_process = min(args.agents_per_process, 2)
+    write_result("scale", {"params": vars(args), "runs": runs_part(args.runs), "agents": agents_part(args.agents, args.agents_per_process)}, args.out)
     return 0
 
 

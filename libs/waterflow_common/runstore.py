@@ -131,6 +131,11 @@ class RunStore:
                 return StoredRun(state=_assemble(decode_header(data), plan, steps), revision=revision, steps=steps, header=data)
         raise WriteConflict(f"run {run_id} changed during {attempts} reads in a row")
 
+    async def revision(self, run_id: str) -> int | None:
+        """The run's current header revision (None: no such run)."""
+        header = await self._get(run_id)
+        return None if header is None else header[0]
+
     async def load_header(self, run_id: str) -> RunState | None:
         """The run and its jobs, without steps (cheap: for listings)."""
         header = await self._get(run_id)

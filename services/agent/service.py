@@ -46,7 +46,8 @@ class Agent:
         self.js = js
         self.name = subjects.check_token(settings.agent_name, "agent name")
         self.work_dir = Path(settings.work_dir)
-        self._reserved = 0
+        self._active = 0
+        """Steps running now (at most ``max_concurrent_steps``)."""
         self._slot_freed = asyncio.Event()
         self._cancel_all = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
@@ -119,15 +120,17 @@ class Agent:
             if self._generation != generation:
                 return "reconnected"
             # Each puller (one per group, one for the agent's own subject) asks for its share of
-            # the free slots, so one consumer's long fetch cannot starve the others.
+            # the free slots without reserving them, so one puller's long fetch never keeps a
+            # task of another waiting (with one slot, a fan-out task used to wait for the group's
+            # 1-second fetch to expire). If two pullers get tasks for the last slot at once, the
+            # one that comes second hands its task straight back.
             share = max(1, self.settings.max_concurrent_steps // max(self._pullers, 1))
-            free = min(self.settings.max_concurrent_steps - self._reserved, share)
+            free = min(self.settings.max_concurrent_steps - self._active, share)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 idle_since = loop.time()
                 continue
-            self._reserved += free
             try:
                 msgs = await psub.fetch(free, timeout=1.0)
                 failures = 0
@@ -138,11 +141,11 @@ class Agent:
                 msgs = []
                 failures += 1
                 await _sleep_or_stop(stop, 0.5)
-            self._reserved -= free - len(msgs)
-            if len(msgs) < free:
-                self._slot_freed.set()  # wake a puller waiting for the slots this one did not use
-                await asyncio.sleep(0)  # and let it take them before this one asks again
             for msg in msgs:
+                if self._active >= self.settings.max_concurrent_steps:
+                    await _hand_back(msg)
+                    continue
+                self._active += 1
                 task = asyncio.create_task(self._execute(msg))
                 self._running.add(task)
                 task.add_done_callback(self._done)
@@ -160,13 +163,13 @@ class Agent:
                     return "consumer gone"
                 except Exception:
                     continue
-                if info.num_pending > 0 and self.settings.max_concurrent_steps - self._reserved > 0:
+                if info.num_pending > 0 and self.settings.max_concurrent_steps - self._active > 0:
                     return "tasks pending but none delivered"
         return None
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._reserved -= 1
+        self._active -= 1
         self._slot_freed.set()
         if self._pinned.pop(task, None) is not None:
             self.on_steps_changed()
@@ -270,6 +273,14 @@ class Agent:
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
     await source.wait()
     target.set()
+
+
+async def _hand_back(msg: Msg) -> None:
+    """Return a task this agent has no slot for: redelivered at once (to any agent of the group)."""
+    try:
+        await msg.nak()
+    except Exception as error:  # not handed back: redelivered after ack_wait instead
+        log.warning("task.hand_back_failed", subject=msg.subject, error=str(error) or type(error).__name__)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

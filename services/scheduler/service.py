@@ -120,7 +120,10 @@ class Scheduler:
             # The state this scheduler last wrote saves a read; if another scheduler wrote since,
             # the revision checks of the write fail and the state is read afresh. Popped, so that
             # a failure half-way through apply() cannot leave a half-changed state cached.
-            stored = self._states.pop(event.run_id, None) or await self.store.load(event.run_id, plan)
+            stored = self._states.pop(event.run_id, None)
+            cached = stored is not None
+            if stored is None:
+                stored = await self.store.load(event.run_id, plan)
             if stored is None:
                 raise NotFoundError
             state = stored.state
@@ -141,6 +144,12 @@ class Scheduler:
                 log.debug("state.conflict", run_id=event.run_id)
                 continue
             if saved is stored:
+                # Nothing to write. Against a state read just now the event really changes
+                # nothing (a redelivery); against the cache it may only look so because another
+                # scheduler has moved the run on: make sure before the event is acked.
+                if cached and await self.store.revision(event.run_id) != stored.revision:
+                    self._states.pop(event.run_id, None)
+                    continue
                 return state, []
             log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
             return state, outgoing

@@ -76,6 +76,13 @@ def test_scale(tmp_path: Path) -> None:
     assert result["agents"]["started"] > 0
 
 
+def test_scale_with_agents_packed_in_processes(tmp_path: Path) -> None:
+    result = run_smoke("scale.py", tmp_path, "--agents-per-process", "2")
+    agents = result["agents"]
+    assert agents["registered"] == agents["started"] == 2
+    assert agents["wide_run_status"] == "succeeded" and agents["wide_run_agents_used"] == 2
+
+
 def test_profile(tmp_path: Path) -> None:
     result = run_smoke("profile_hot_path.py", tmp_path)
     assert result["steps"] > 0

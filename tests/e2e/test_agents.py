@@ -279,7 +279,7 @@ class ManyAgents:
 
     def __init__(self, stack: Stack, work: Path, count: int) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("_many_agents.py")), stack.nats_url, "many", str(count),
+            [sys.executable, str(Path(__file__).resolve().parents[2] / "bench" / "many_agents.py"), stack.nats_url, "many", str(count),
              "scale", str(work)],
             stdout=subprocess.PIPE, text=True,
         )

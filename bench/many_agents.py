@@ -1,7 +1,9 @@
-"""Run many lightweight agents in one process (for the scale test): one NATS connection, N Agent
-objects, each registering under its own name and pulling its own task subject (fan-out).
+"""Run many lightweight agents in one process (for bench/scale.py and the 200-agent e2e test):
+one NATS connection, N Agent objects, each registering under its own name and pulling its own
+task subject (fan-out). The real agent is one process per server; this only saves memory when
+a thousand of them must run on one test machine.
 
-    python tests/e2e/_many_agents.py NATS_URL PREFIX COUNT GROUP WORK_DIR
+    python bench/many_agents.py NATS_URL PREFIX COUNT GROUP WORK_DIR
 
 Prints ``ready`` once every agent has registered; runs until SIGTERM.
 """

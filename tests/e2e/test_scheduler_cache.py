@@ -1,0 +1,79 @@
+"""Two schedulers share a run: the one whose cached state is stale must never drop an event.
+
+Each scheduler keeps the state it last wrote for a run and applies the next event to it; a
+write conflicts (and re-reads) when another scheduler wrote since. An event that changes
+nothing against a stale cache writes nothing, so no conflict reveals the staleness: the
+scheduler must check before acking it (seen in the kill-9 durability test as a run stuck with
+its last events acked but not applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from waterflow.embedded import free_port, nats_server_binary, wait_for_port
+from waterflow_common import bus, subjects
+from waterflow_common.messages import RunCreated, StepStarted, StepSucceeded
+from waterflow_common.runstore import RunStore
+from waterflow_common.secrets import KvSecretProvider
+from waterflow_common.settings import SchedulerSettings
+from waterflow_common.state import encode_plan, initial_state
+from waterflow_compiler import compile_workflow
+from waterflow_scheduler.service import Scheduler
+
+WORKFLOW = "jobs:\n  work:\n    runs-on: local\n    steps:\n" + "".join(f"      - run: echo {i}\n" for i in range(3))
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [nats_server_binary(), "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, 10, server)
+    yield f"nats://127.0.0.1:{port}"
+    server.kill()
+    server.wait()
+
+
+async def _scheduler(url: str) -> Scheduler:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await bus.provision(js)
+    return Scheduler(
+        SchedulerSettings(nats_url=url), nc, await js.key_value(subjects.PLANS_BUCKET),
+        await js.key_value(subjects.CONCURRENCY_BUCKET), KvSecretProvider(await js.key_value(subjects.SECRETS_BUCKET)),
+    )
+
+
+def test_an_event_that_looks_stale_to_a_cached_state_is_applied_to_the_current_one(nats_url: str) -> None:
+    plan, diagnostics = compile_workflow(WORKFLOW, "w.yml")
+    assert plan is not None, diagnostics
+
+    async def scenario() -> None:
+        first, second = await _scheduler(nats_url), await _scheduler(nats_url)
+        created = RunCreated(run_id="r1", workflow=plan.name)
+        await (await first.js.key_value(subjects.PLANS_BUCKET)).create("r1", encode_plan(plan))
+        await RunStore(first.nc).create(initial_state("r1", plan, created.at))
+
+        await first._apply(created)  # first caches the run: step 0 dispatched
+        await second._apply(StepStarted(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a"))
+        await second._apply(StepSucceeded(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a"))
+        # To first's cache step 1 was never dispatched, so its start looks like nothing to do.
+        state, _ = await first._apply(StepStarted(run_id="r1", job_id="work", step_index=1, attempt=1, agent="a"))
+        assert [s.status for s in state.jobs["work"].steps] == ["succeeded", "running", "pending"]
+
+        stored = await RunStore(first.nc).load("r1", plan)
+        assert stored is not None
+        assert [s.status for s in stored.state.jobs["work"].steps] == ["succeeded", "running", "pending"]
+        await first.nc.close()
+        await second.nc.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
