@@ -3,7 +3,7 @@
 render the report (tables on stdout, plots in docs/img/).
 
     pip install -e '.[bench]'
-    python bench/run_all.py                 # about 20 minutes on 2 cores
+    python bench/run_all.py                 # about 40 minutes on 2 cores
     python bench/run_all.py --only throughput,temporal
 """
 
@@ -19,11 +19,11 @@ HERE = Path(__file__).resolve().parent
 
 PLAN = {
     "footprint": ["footprint.py", "--repeat", "5"],
-    "throughput": ["throughput.py", "--steps", "300", "--workflows", "100", "--agents", "1,4,16", "--repeat", "3"],
+    "throughput": ["throughput.py", "--steps", "500", "--workflows", "200", "--agents", "1,4,16", "--repeat", "3"],
     "latency": ["latency.py", "--probes", "100"],
-    "temporal": ["peers/temporal_bench.py", "--steps", "300", "--workflows", "100", "--probes", "100", "--repeat", "3"],
+    "temporal": ["peers/temporal_bench.py", "--steps", "500", "--workflows", "200", "--probes", "100", "--repeat", "3"],
     "ansible": ["peers/ansible_bench.py", "--hosts", "4,16", "--repeat", "5", "--mode", "fanout"],
-    "scale": ["scale.py", "--runs", "1000", "--agents", "30"],
+    "scale": ["scale.py", "--runs", "10000", "--agents", "1000", "--agents-per-process", "100"],
     "profile": ["profile_hot_path.py", "--steps", "1000", "--keep", str(HERE / "results" / "profile")],
 }
 
