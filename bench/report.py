@@ -19,6 +19,25 @@ HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
+def _agent_rows(ag: dict) -> list[str]:
+    """Scale rows for agents: one process per agent, or many agents packed per process."""
+    if ag.get("agents_per_process", 1) > 1:
+        return [
+            f"| agents started | {ag['started']} in {ag['processes']} processes ({ag['agents_per_process']} per process, `bench/many_agents.py`) |",
+            f"| all registered (healthy in `wf_agents`) after | {f(ag['all_registered_s'], 2)} s ({ag['registered']} healthy) |",
+            f"| one fan-out run to all {ag['started']} agents | {f(ag['wide_run_s'], 2)} s, {ag['wide_run_status']}, "
+            f"{ag['wide_run_instances_succeeded']} instances succeeded on {ag['wide_run_agents_used']} agents |",
+            f"| RSS of one process of {ag['agents_per_process']} agents (median) | {f(ag['agent_process_rss_mib_median'])} MiB |",
+            "| services' RSS with them (MiB) | " + ", ".join(f"{k} {v:.0f}" for k, v in ag["rss_mib"].items()) + " |",
+        ]
+    return [
+        f"| agent processes started / connected | {ag['started']} / {ag['connected']} in {f(ag['all_connected_s'], 2)} s |",
+        f"| agents registered in `wf_agents` | {f(ag['registered'])} |",
+        f"| one run to all {ag['started']} agents ({ag.get('wide_run_mode', 'jobs')}) | {f(ag['wide_run_s'], 2)} s on {ag['wide_run_agents_used']} agents |",
+        f"| RSS per agent process (median) | {f(ag['agent_rss_mib_median'])} MiB |",
+    ]
+
+
 def load(results: Path) -> dict[str, Any]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))}
 
@@ -107,10 +126,7 @@ def tables(r: dict[str, Any]) -> str:
                 f"| `GET /v1/workflows?limit=50` with {ru['count']} runs stored | P50 {f(ru['list_50_ms']['p50'])} ms |",
                 f"| `GET /v1/workflows/{{id}}` | P50 {f(ru['get_one_ms']['p50'], 2)} ms |",
                 "| services' RSS after (MiB) | " + ", ".join(f"{k} {v:.0f}" for k, v in ru["rss_mib"].items()) + " |",
-                f"| agent processes started / connected | {ag['started']} / {ag['connected']} in {f(ag['all_connected_s'], 2)} s |",
-                f"| agents registered in `wf_agents` | {f(ag['registered'])} |",
-                f"| one run to all {ag['started']} agents ({ag.get('wide_run_mode', 'jobs')}) | {f(ag['wide_run_s'], 2)} s on {ag['wide_run_agents_used']} agents |",
-                f"| RSS per agent process (median) | {f(ag['agent_rss_mib_median'])} MiB |", ""]
+                *_agent_rows(ag), ""]
     if "profile" in r:
         pr = r["profile"]
         u = pr["unprofiled"]

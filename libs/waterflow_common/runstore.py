@@ -1,31 +1,42 @@
-"""How a run's state is kept in the ``wf_runs`` bucket: one key for the run, one per step.
+"""How a run's state is kept in the ``wf_runs`` bucket: the live part under the run's key, the
+finished parts under keys of their own.
 
 Why not one document per run
 ----------------------------
 Every event changes a run, and the scheduler writes the change back before it acts on it. With
 the whole :class:`RunState` under one key, a run of N steps rewrote O(N) bytes per event and
-O(N²) over its life (a 1000-step run moved ~800 KB through NATS per step). So the state is split:
+O(N²) over its life (a 1000-step run moved ~800 KB through NATS per step, and a run could not
+hold more than ~2,000 steps). Finished steps and instances hardly ever change again, so they
+move out:
 
-- ``<run>``: the *header*, the run and its jobs without their steps (and the scheduler's outbox);
-- ``<run>.<job>.<index>``: one step of one job, written only once it has left its initial state.
-  A step that was never touched (pending, no attempt) is not stored: it is rebuilt from the plan.
+- ``<run>``: the *header*: the run, its jobs, and every step and matrix/fan-out instance that
+  is still changing (plus the scheduler's outbox). An aggregate job lists its instances' ids;
+- ``<run>.<instance>``: a finished matrix or fan-out instance (without its steps);
+- ``<run>.<job>.<index>``: a finished step.
 
-An event therefore writes the header plus the few steps it changed.
+A step never touched (pending, no attempt) is stored nowhere: it is rebuilt from the plan. What
+the header holds wins over a key of its own (a retried step comes back into the header).
 
-How a write stays atomic and safe with several schedulers
----------------------------------------------------------
-The keys of one change are written as one JetStream *atomic batch* (nats-server ≥ 2.12, stream
-option ``allow_atomic``): all or nothing, each message carrying the revision it expects
-(``Nats-Expected-Last-Subject-Sequence``), the header last. The header is in every batch, so two
-writers of the same run always conflict on it, and the one that loses re-reads and re-applies.
-A batch holds at most :data:`MAX_BATCH` messages; the rare change of more steps than that (a
-cancel of a run with thousands of pending steps) is written as several batches, each ending with
-the header, and is not atomic as a whole: a writer killed between two of them leaves some of the
-steps changed (each batch is still consistent, and the event is applied again on redelivery).
+Why not a key per step, written in one atomic batch per event
+-------------------------------------------------------------
+That was measured first (``bench/results/throughput-atomic-every-event.json``): JetStream
+syncs a file-backed stream to disk for every atomic batch, ~6.5 ms here against ~0.3 ms for a
+plain KV update, which halved the steps per second. So an event is one revision-checked update
+of the header, and finished parts move out in groups: once :data:`MOVE_OUT_AT` of them have
+gathered, or the header passes :data:`MOVE_OUT_BYTES`, one atomic batch stores them and the
+header without them (the header last, every message checking the revision it expects). The
+cost of the disk sync is then shared by dozens of steps.
 
-Reads: the header first, then every step key with one direct-get ``multi_last`` request. A batch
-committed between the two reads shows up as a step newer than the header (the header is the
-last message of every batch, so it has the highest revision of its batch); the read is retried.
+Several schedulers
+------------------
+Every write includes the header with its expected revision, so two writers of one run always
+conflict on it and the loser re-reads and re-applies. A batch holds at most :data:`MAX_BATCH`
+messages; a bigger move (a fan-out to thousands of agents finishing) is several batches, each
+ending with the header as it was, so the parts it stores stay unread until the last batch.
+
+Reads: the header, then every other key of the run with batched direct gets. A batch
+committed between the two shows up as a key newer than the header (the header is the last
+message of every batch); the read is then retried.
 """
 
 from __future__ import annotations
@@ -36,15 +47,24 @@ from dataclasses import dataclass, field
 
 import msgspec
 from nats.aio.client import Client
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from . import subjects
 from .plan import Plan
-from .state import JobState, RunState, StepState
+from .state import TERMINAL, JobState, RunState, StepState
 
 MAX_BATCH = 1000
 """nats-server's limit of messages in one atomic batch."""
+
+DIRECT_BATCH = 1000
+"""Messages asked for in one batched direct get."""
+
+MOVE_OUT_AT = 32
+"""Finished steps and instances the header gathers before they move out to keys of their own."""
+
+MOVE_OUT_BYTES = 64 * 1024
+"""A header bigger than this moves out every finished part at once."""
 
 CONFLICT_CODE = 10071
 """JetStream's error code for a wrong expected last sequence (someone else wrote the key)."""
@@ -52,14 +72,20 @@ CONFLICT_CODE = 10071
 _encoder = msgspec.json.Encoder()
 _header_decoder = msgspec.json.Decoder(RunState)
 _step_decoder = msgspec.json.Decoder(StepState)
-
-
-class _TooManyResults(Exception):
-    """A direct get asked for more subjects than the server answers at once (1024)."""
+_job_decoder = msgspec.json.Decoder(JobState)
 
 
 class WriteConflict(Exception):
     """Another writer changed the run since it was read: re-read and re-apply."""
+
+
+class StateTooLarge(Exception):
+    """The header does not fit in one NATS message even with every finished part moved out."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the run's state is {size} bytes; NATS takes at most {limit} in one message")
+        self.size = size
+        self.limit = limit
 
 
 @dataclass
@@ -69,13 +95,17 @@ class StoredRun:
     state: RunState
     revision: int
     """The header's KV revision."""
-    steps: dict[str, tuple[int, bytes]] = field(default_factory=dict)
-    """Step key -> (revision, encoded step) of every stored step."""
+    records: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    """Key -> (revision, encoded value) of every instance and step stored under its own key."""
     header: bytes = b""
 
 
 def step_key(run_id: str, job_id: str, index: int) -> str:
     return f"{run_id}.{job_id}.{index}"
+
+
+def instance_key(run_id: str, job_id: str) -> str:
+    return f"{run_id}.{job_id}"
 
 
 def untouched_steps(plan: Plan, job: JobState) -> list[StepState]:
@@ -89,10 +119,55 @@ def untouched_steps(plan: Plan, job: JobState) -> list[StepState]:
     return [StepState(index=s.index, name=s.name, id=s.id) for s in plan_job.steps]
 
 
+@dataclass
+class _Layout:
+    """How a state is to be stored: the header, and the parts it may move out."""
+
+    header: bytes
+    movable: list[tuple[str, bytes]]
+    """(key, value) of finished parts that differ from their own key (or have none)."""
+
+
+def _layout(state: RunState, records: dict[str, tuple[int, bytes]], move_out: bool) -> _Layout:
+    """The header for ``state`` given what ``records`` already hold; with ``move_out``, the
+    header leaves out every finished part too (they then go into ``movable``)."""
+    run_id = state.run_id
+    jobs: dict[str, JobState] = {}
+    movable: list[tuple[str, bytes]] = []
+    for job in state.jobs.values():
+        live_steps = []
+        for step in job.steps:
+            key = step_key(run_id, job.id, step.index)
+            data = _encoder.encode(step)
+            stored = records.get(key)
+            if stored is None and step == StepState(index=step.index, name=step.name, id=step.id):
+                continue  # untouched: rebuilt from the plan
+            if stored is not None and stored[1] == data:
+                continue  # already under its own key
+            if step.status in TERMINAL:
+                movable.append((key, data))
+                if move_out:
+                    continue
+            live_steps.append(step)
+        if job.parent is not None:
+            key = instance_key(run_id, job.id)
+            data = _encoder.encode(msgspec.structs.replace(job, steps=[]))
+            stored = records.get(key)
+            if stored is None or stored[1] != data:
+                if job.status in TERMINAL and not live_steps:
+                    movable.append((key, data))
+                    if move_out:
+                        continue
+            elif not live_steps:
+                continue  # the instance and all its steps are under keys of their own
+        jobs[job.id] = msgspec.structs.replace(job, steps=live_steps)
+    header = _encoder.encode(msgspec.structs.replace(state, jobs=jobs))
+    return _Layout(header=header, movable=movable)
+
+
 def encode_header(state: RunState) -> bytes:
-    """The run without its steps (a shallow copy per job; the state itself is not changed)."""
-    jobs = {job_id: msgspec.structs.replace(job, steps=[]) for job_id, job in state.jobs.items()}
-    return _encoder.encode(msgspec.structs.replace(state, jobs=jobs))
+    """The header of a run nothing of which has moved out yet (as the API first stores it)."""
+    return _layout(state, {}, move_out=False).header
 
 
 def decode_header(data: bytes) -> RunState:
@@ -126,9 +201,10 @@ class RunStore:
             if header is None:
                 return None
             revision, data = header
-            steps = await self._steps(run_id)
-            if all(rev < revision for rev, _ in steps.values()):
-                return StoredRun(state=_assemble(decode_header(data), plan, steps), revision=revision, steps=steps, header=data)
+            records = await self._records(run_id)
+            if all(rev < revision for rev, _ in records.values()):
+                state = _assemble(decode_header(data), plan, records)
+                return StoredRun(state=state, revision=revision, records=records, header=data)
         raise WriteConflict(f"run {run_id} changed during {attempts} reads in a row")
 
     async def revision(self, run_id: str) -> int | None:
@@ -160,36 +236,38 @@ class RunStore:
         return names
 
     async def save(self, stored: StoredRun, state: RunState) -> StoredRun:
-        """Write what changed from ``stored`` to ``state``; raise :class:`WriteConflict` if
-        another writer got there first. Returns what is now stored: ``stored`` itself when
-        nothing changed (an event applied again after a redelivery), and nothing is written."""
-        run_id = state.run_id
-        header = encode_header(state)
-        steps = dict(stored.steps)
-        changed: list[tuple[str, bytes, int]] = []
-        for job in state.jobs.values():
-            for step in job.steps:
-                key = step_key(run_id, job.id, step.index)
-                data = _encoder.encode(step)
-                previous = steps.get(key)
-                if previous is None:
-                    if step == StepState(index=step.index, name=step.name, id=step.id):
-                        continue
-                    changed.append((key, data, 0))
-                elif previous[1] != data:
-                    changed.append((key, data, previous[0]))
-        if header == stored.header and not changed:
-            return stored
+        """Write ``state`` over ``stored``; raise :class:`WriteConflict` if another writer got
+        there first, :class:`StateTooLarge` if it cannot be stored. Returns what is now stored:
+        ``stored`` itself when nothing changed (an event applied again after a redelivery)."""
+        layout = _layout(state, stored.records, move_out=False)
+        if len(layout.movable) >= MOVE_OUT_AT or len(layout.header) > MOVE_OUT_BYTES:
+            layout = _layout(state, stored.records, move_out=True)
+        else:
+            layout.movable = []
+        header = layout.header
+        limit = self.nc.max_payload - 4096
+        if len(header) > limit:
+            raise StateTooLarge(len(header), limit)
+        if not layout.movable:
+            if header == stored.header:
+                return stored
+            try:
+                revision = await (await self.kv()).update(state.run_id, header, last=stored.revision)
+            except KeyWrongLastSequenceError as error:
+                raise WriteConflict(str(error)) from error
+            return StoredRun(state=state, revision=revision, records=stored.records, header=header)
+        records = dict(stored.records)
         revision = stored.revision
-        first = 0
-        while True:
-            chunk = [*changed[first:first + MAX_BATCH - 1], (run_id, header, revision)]
+        moves = [(key, data, records[key][0] if key in records else 0) for key, data in layout.movable]
+        for first in range(0, len(moves), MAX_BATCH - 1):
+            last = first + MAX_BATCH - 1 >= len(moves)
+            # A batch before the last rewrites the header as it was: the parts it stores stay
+            # unread (the old header still holds them) until the last batch.
+            chunk = [*moves[first:first + MAX_BATCH - 1], (state.run_id, header if last else stored.header, revision)]
             revision = await self._write_batch(chunk)
             for i, (key, data, _) in enumerate(chunk[:-1]):
-                steps[key] = (revision - len(chunk) + 1 + i, data)
-            first += MAX_BATCH - 1
-            if first >= len(changed):
-                return StoredRun(state=state, revision=revision, steps=steps, header=header)
+                records[key] = (revision - len(chunk) + 1 + i, data)
+        return StoredRun(state=state, revision=revision, records=records, header=header)
 
     async def _write_batch(self, messages: list[tuple[str, bytes, int]]) -> int:
         """One atomic batch: every message with its expected revision; returns the last's sequence."""
@@ -223,57 +301,74 @@ class RunStore:
             return None
         return entry.revision, entry.value
 
-    async def _steps(self, run_id: str) -> dict[str, tuple[int, bytes]]:
-        """Every stored step of a run, in one direct-get request (replies stream to an inbox);
-        past the server's limit of subjects per request, with a watch (an ordered consumer)."""
-        try:
-            return await self._steps_direct(run_id)
-        except _TooManyResults:
-            pass
-        watcher = await (await self.kv()).watch(f"{run_id}.>", ignore_deletes=True)
-        steps: dict[str, tuple[int, bytes]] = {}
-        try:
-            async for entry in watcher:
-                if entry is None:  # everything stored when the watch began has been delivered
-                    break
-                if entry.value is not None:
-                    steps[entry.key] = (entry.revision, entry.value)
-        finally:
-            await watcher.stop()
-        return steps
+    async def _records(self, run_id: str) -> dict[str, tuple[int, bytes]]:
+        """Every instance and step of the run under a key of its own: batched direct gets of
+        the stream's messages on ``<run>.>`` in sequence order, a page at a time (the bucket
+        keeps one message per key, so each is a key's current value)."""
+        records: dict[str, tuple[int, bytes]] = {}
+        cursor = 1
+        while True:
+            page = await self._direct_batch(f"{self._kv_prefix}{run_id}.>", cursor)
+            for key, revision, data in page:
+                if data is None:
+                    records.pop(key, None)
+                else:
+                    records[key] = (revision, data)
+            if len(page) < DIRECT_BATCH:
+                return records
+            cursor = page[-1][1] + 1
 
-    async def _steps_direct(self, run_id: str) -> dict[str, tuple[int, bytes]]:
+    async def _direct_batch(self, subject_filter: str, start: int) -> list[tuple[str, int, bytes | None]]:
+        """Up to DIRECT_BATCH messages matching the filter from sequence ``start`` on, as (key,
+        sequence, value or None for a deleted key); the replies stream to an inbox."""
         inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(inbox)
         try:
-            request = json.dumps({"multi_last": [f"{self._kv_prefix}{run_id}.>"]}).encode()
-            await self.nc.publish(self._direct_get, request, reply=inbox)
-            steps: dict[str, tuple[int, bytes]] = {}
+            request = {"seq": start, "next_by_subj": subject_filter, "batch": DIRECT_BATCH}
+            await self.nc.publish(self._direct_get, json.dumps(request).encode(), reply=inbox)
+            found: list[tuple[str, int, bytes | None]] = []
             while True:
                 msg = await sub.next_msg(timeout=5.0)
                 headers = msg.headers or {}
                 status = headers.get("Status")
                 if status is not None:
-                    if status in ("204", "404"):  # end of batch / nothing stored
-                        return steps
-                    if status == "413":
-                        raise _TooManyResults
-                    raise RuntimeError(f"reading run {run_id} failed: {status} {headers.get('Description', '')}")
-                if headers.get("KV-Operation") in ("DEL", "PURGE"):
-                    continue
+                    if status in ("204", "404"):  # end of batch / nothing (more) stored
+                        return found
+                    raise RuntimeError(f"reading {subject_filter} failed: {status} {headers.get('Description', '')}")
                 key = headers["Nats-Subject"][len(self._kv_prefix):]
-                steps[key] = (int(headers["Nats-Sequence"]), msg.data)
+                deleted = headers.get("KV-Operation") in ("DEL", "PURGE")
+                found.append((key, int(headers["Nats-Sequence"]), None if deleted else msg.data))
         finally:
             await sub.unsubscribe()
 
 
-def _assemble(state: RunState, plan: Plan, stored: dict[str, tuple[int, bytes]]) -> RunState:
-    """Put the steps back into the header's jobs: stored ones as stored, others untouched."""
-    for job in state.jobs.values():
+def _assemble(header: RunState, plan: Plan, stored: dict[str, tuple[int, bytes]]) -> RunState:
+    """The whole state from the header and the parts stored under their own keys: the plan's
+    jobs in the header's order, then each aggregate's instances in its order; each job's steps
+    rebuilt from the plan, then its stored steps, then the header's (which win)."""
+    run_id = header.run_id
+    live = header.jobs
+    jobs: dict[str, JobState] = {job_id: job for job_id, job in live.items() if job.parent is None}
+    for aggregate in [job for job in jobs.values() if job.instances]:
+        for instance_id in aggregate.instances:
+            instance = live.get(instance_id)
+            if instance is None:
+                found = stored.get(instance_key(run_id, instance_id))
+                if found is None:
+                    raise RuntimeError(f"run {run_id}: instance {instance_id} is listed but not stored")
+                instance = _job_decoder.decode(found[1])
+            jobs[instance_id] = instance
+    for job_id, job in live.items():
+        jobs.setdefault(job_id, job)
+    for job in jobs.values():
         steps = untouched_steps(plan, job)
         for i, step in enumerate(steps):
-            found = stored.get(step_key(state.run_id, job.id, step.index))
+            found = stored.get(step_key(run_id, job.id, step.index))
             if found is not None:
                 steps[i] = _step_decoder.decode(found[1])
+        for step in job.steps:  # the header's live steps
+            if 0 <= step.index < len(steps):
+                steps[step.index] = step
         job.steps = steps
-    return state
+    header.jobs = jobs
+    return header

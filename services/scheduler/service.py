@@ -46,7 +46,7 @@ from waterflow_common.pulling import Puller
 from waterflow_common.secrets import KvSecretProvider, SecretProvider
 from waterflow_common.telemetry import RunTracer
 from waterflow_common.settings import SchedulerSettings
-from waterflow_common.runstore import RunStore, StoredRun, WriteConflict, encode_header
+from waterflow_common.runstore import RunStore, StateTooLarge, StoredRun, WriteConflict
 from waterflow_common.state import Outgoing, RunState, decode_plan
 
 from . import contexts, machine
@@ -133,16 +133,17 @@ class Scheduler:
                 secrets=await self._secrets(event.run_id), defined_groups=frozenset(self.groups.definitions()),
             )
             state.outbox = self._prune(state) + outgoing
-            header = encode_header(state)
-            if len(header) > self.nc.max_payload - 4096:
-                outgoing = machine.fail_oversized(state, len(header), self.nc.max_payload)
-                state.outbox = outgoing
-                log.error("state.too_large", run_id=event.run_id, size=len(header), limit=self.nc.max_payload)
             try:
-                saved = self._states[event.run_id] = await self.store.save(stored, state)
+                try:
+                    saved = await self.store.save(stored, state)
+                except StateTooLarge as error:
+                    log.error("state.too_large", run_id=event.run_id, size=error.size, limit=error.limit)
+                    outgoing = state.outbox = machine.fail_oversized(state, error.size, error.limit)
+                    saved = await self.store.save(stored, state)
             except WriteConflict:
                 log.debug("state.conflict", run_id=event.run_id)
                 continue
+            self._states[event.run_id] = saved
             if saved is stored:
                 # Nothing to write. Against a state read just now the event really changes
                 # nothing (a redelivery); against the cache it may only look so because another

@@ -14,7 +14,7 @@ import pytest
 
 from waterflow.embedded import free_port, nats_server_binary, wait_for_port
 from waterflow_common import bus, subjects
-from waterflow_common.runstore import MAX_BATCH, RunStore, WriteConflict, step_key
+from waterflow_common.runstore import MAX_BATCH, MOVE_OUT_AT, RunStore, WriteConflict, step_key
 from waterflow_common.state import initial_state
 from waterflow_compiler import compile_workflow
 
@@ -34,7 +34,7 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
     server.wait()
 
 
-def _plan(steps: int, jobs: int = 1):
+def _plan(steps: int, jobs: int = 1):  # type: ignore[no-untyped-def]
     lines = ["jobs:"]
     for j in range(jobs):
         lines += [f"  j{j}:", "    runs-on: g", "    steps:"]
@@ -63,7 +63,7 @@ def test_untouched_steps_are_not_stored_and_come_back_from_the_plan(nats_url: st
         stored = await store.load("r1", plan)
         assert stored is not None
         assert [s.name for s in stored.state.jobs["j0"].steps] == [s.name for s in plan.jobs["j0"].steps]
-        assert stored.steps == {}
+        assert stored.records == {}
         assert await store.load("r-none", plan) is None
         header = await store.load_header("r1")
         assert header is not None and header.jobs["j0"].steps == []
@@ -72,7 +72,7 @@ def test_untouched_steps_are_not_stored_and_come_back_from_the_plan(nats_url: st
     _run(scenario())
 
 
-def test_an_event_writes_the_header_and_only_the_steps_it_changed(nats_url: str) -> None:
+def test_finished_steps_move_out_of_the_header_in_groups(nats_url: str) -> None:
     plan = _plan(steps=400)
 
     async def scenario() -> None:
@@ -80,56 +80,83 @@ def test_an_event_writes_the_header_and_only_the_steps_it_changed(nats_url: str)
         await store.create(initial_state("r1", plan, NOW))
         stored = await store.load("r1", plan)
         assert stored is not None
-        step = stored.state.jobs["j0"].steps[7]
-        step.status, step.attempt, step.agent = "running", 1, "a1"
-        saved = await store.save(stored, stored.state)
-        assert list(saved.steps) == [step_key("r1", "j0", 7)]
-        # The header does not grow with the steps: it is the same size as for a 1-step run.
-        assert len(saved.header) < 1000
-
-        step.status = "succeeded"
-        nxt = stored.state.jobs["j0"].steps[8]
-        nxt.status = "dispatched"
-        saved = await store.save(saved, stored.state)
-        assert set(saved.steps) == {step_key("r1", "j0", 7), step_key("r1", "j0", 8)}
-        assert await store.save(saved, stored.state) is saved  # nothing changed: nothing written
-
+        state = stored.state
+        sizes = []
+        for index in range(MOVE_OUT_AT * 3):
+            step = state.jobs["j0"].steps[index]
+            step.status, step.attempt, step.agent = "running", 1, "a1"
+            stored = await store.save(stored, state)
+            step.status, step.exit_code = "succeeded", 0
+            stored = await store.save(stored, state)
+            sizes.append(len(stored.header))
+            assert await store.save(stored, state) is stored  # nothing changed: nothing written
+        # Every MOVE_OUT_AT finished steps, they leave the header for keys of their own.
+        assert len(stored.records) == MOVE_OUT_AT * 3
+        assert max(sizes) < sizes[0] + MOVE_OUT_AT * 400  # the header does not grow with the run
+        header = await store.load_header("r1")
+        assert header is not None and header.jobs["j0"].steps == []
         again = await store.load("r1", plan)
         assert again is not None
-        assert again.state.jobs["j0"].steps[7].status == "succeeded"
-        assert again.state.jobs["j0"].steps[8].status == "dispatched"
-        assert again.state.jobs["j0"].steps[9].status == "pending"
-        assert again.revision == saved.revision and again.steps == saved.steps
+        assert again.state == state
+        assert again.revision == stored.revision and again.records == stored.records
+        assert [s.status for s in again.state.jobs["j0"].steps[MOVE_OUT_AT * 3 - 1:MOVE_OUT_AT * 3 + 1]] == ["succeeded", "pending"]
+        await nc.close()
+
+    _run(scenario())
+
+
+def test_a_step_changed_again_comes_back_into_the_header_and_wins(nats_url: str) -> None:
+    plan = _plan(steps=MOVE_OUT_AT + 1)
+
+    async def scenario() -> None:
+        nc, store = await _store(nats_url)
+        await store.create(initial_state("r1", plan, NOW))
+        stored = await store.load("r1", plan)
+        assert stored is not None
+        state = stored.state
+        for step in state.jobs["j0"].steps[:MOVE_OUT_AT]:
+            step.status = "failed"
+        stored = await store.save(stored, state)
+        assert len(stored.records) == MOVE_OUT_AT
+        first = state.jobs["j0"].steps[0]
+        first.status, first.attempt = "pending", 0  # as a retry of the run does
+        first.attempts = []
+        stored = await store.save(stored, state)
+        again = await store.load("r1", plan)
+        assert again is not None and again.state.jobs["j0"].steps[0].status == "pending"
+        assert again.state == state
         await nc.close()
 
     _run(scenario())
 
 
 def test_the_second_of_two_concurrent_writers_conflicts_and_writes_nothing(nats_url: str) -> None:
-    plan = _plan(steps=3)
+    plan = _plan(steps=MOVE_OUT_AT + 3)
 
     async def scenario() -> None:
         nc, store = await _store(nats_url)
         await store.create(initial_state("r1", plan, NOW))
-        first = await store.load("r1", plan)
-        second = await store.load("r1", plan)
-        assert first is not None and second is not None
-        first.state.jobs["j0"].steps[0].status = "running"
-        await store.save(first, first.state)
-        # The loser changed another step too: the batch is all or nothing.
-        second.state.jobs["j0"].steps[0].status = "cancelled"
-        second.state.jobs["j0"].steps[2].status = "skipped"
-        with pytest.raises(WriteConflict):
-            await store.save(second, second.state)
-        now = await store.load("r1", plan)
-        assert now is not None
-        assert [s.status for s in now.state.jobs["j0"].steps] == ["running", "pending", "pending"]
+        for finished in (1, MOVE_OUT_AT):  # a plain update, then an atomic batch
+            first = await store.load("r1", plan)
+            second = await store.load("r1", plan)
+            assert first is not None and second is not None
+            first.state.jobs["j0"].steps[-1].status = "running"
+            first.state.jobs["j0"].steps[-1].attempt += 1  # a change in each round
+            await store.save(first, first.state)
+            before = await store.load("r1", plan)
+            for step in second.state.jobs["j0"].steps[:finished]:
+                step.status = "cancelled"
+            with pytest.raises(WriteConflict):
+                await store.save(second, second.state)
+            after = await store.load("r1", plan)
+            assert after is not None and before is not None and after.state == before.state
+            assert after.records == before.records
         await nc.close()
 
     _run(scenario())
 
 
-def test_a_change_of_more_steps_than_one_batch_holds_is_stored_whole(nats_url: str) -> None:
+def test_a_move_of_more_parts_than_one_batch_holds_is_stored_whole(nats_url: str) -> None:
     plan = _plan(steps=700, jobs=2)  # 1400 steps: two batches
 
     async def scenario() -> None:
@@ -142,11 +169,11 @@ def test_a_change_of_more_steps_than_one_batch_holds_is_stored_whole(nats_url: s
             for step in job.steps:
                 step.status = "cancelled"
         saved = await store.save(stored, stored.state)
-        assert len(saved.steps) == 1400 > MAX_BATCH
+        assert len(saved.records) == 1400 > MAX_BATCH
         again = await store.load("r1", plan)
         assert again is not None
         assert {s.status for job in again.state.jobs.values() for s in job.steps} == {"cancelled"}
-        assert again.steps == saved.steps
+        assert again.records == saved.records
         await nc.close()
 
     _run(scenario())
@@ -179,9 +206,133 @@ def test_run_ids_lists_runs_newest_first_without_their_steps(nats_url: str) -> N
             await store.create(initial_state(run_id, plan, NOW))
         stored = await store.load("r0002", plan)
         assert stored is not None
-        stored.state.jobs["j0"].steps[1].status = "running"
+        for step in stored.state.jobs["j0"].steps:
+            step.status = "succeeded"
         await store.save(stored, stored.state)
         assert await store.run_ids() == ["r0003", "r0002", "r0001"]
+        await nc.close()
+
+    _run(scenario())
+
+
+FAN_OUT = """
+jobs:
+  prepare:
+    runs-on: g
+    steps:
+      - run: echo ready
+  everywhere:
+    needs: prepare
+    runs-on: {group: web, each: true}
+    steps:
+      - run: echo one
+      - run: echo two
+"""
+
+
+def _fan_out_state(agents: int):  # type: ignore[no-untyped-def]
+    """A fan-out run whose instances the state machine has just made (one per agent)."""
+    from waterflow_common.messages import RunCreated, StepStarted, StepSucceeded
+    from waterflow_scheduler import machine
+
+    plan, diagnostics = compile_workflow(FAN_OUT, "fan.yml")
+    assert plan is not None, diagnostics
+    created = RunCreated(run_id="r1", workflow=plan.name)
+    state = initial_state("r1", plan, created.at)
+    directory = {"web": [f"web-{i:04d}" for i in range(agents)]}
+    machine.apply(state, plan, created, directory=directory)
+    machine.apply(state, plan, StepStarted(run_id="r1", job_id="prepare", step_index=0, attempt=1, agent="a"), directory=directory)
+    return plan, state, lambda: machine.apply(
+        state, plan, StepSucceeded(run_id="r1", job_id="prepare", step_index=0, attempt=1, agent="a"), directory=directory,
+    )
+
+
+def _finish_instance(state, plan, instance_id: str) -> None:  # type: ignore[no-untyped-def]
+    from waterflow_common.messages import StepStarted, StepSucceeded
+    from waterflow_scheduler import machine
+
+    for index in range(2):
+        for event in (StepStarted, StepSucceeded):
+            machine.apply(state, plan, event(run_id="r1", job_id=instance_id, step_index=index, attempt=1, agent="a"))
+
+
+def test_fan_out_instances_have_keys_of_their_own_and_come_back_in_order(nats_url: str) -> None:
+    plan, state, finish_prepare = _fan_out_state(agents=30)
+
+    async def scenario() -> None:
+        nc, store = await _store(nats_url)
+        await store.create(initial_state("r1", plan, state.created_at))
+        stored = await store.load("r1", plan)
+        assert stored is not None
+        stored = await store.save(stored, state)
+        finish_prepare()  # expands "everywhere" into 30 instances, each with its first step dispatched
+        saved = await store.save(stored, state)
+        assert len(state.jobs["everywhere"].instances) == 30
+        loaded = await store.load("r1", plan)
+        assert loaded is not None and loaded.state == state
+        for instance_id in state.jobs["everywhere"].instances:
+            _finish_instance(state, plan, instance_id)
+        saved = await store.save(saved, state)
+        assert len(saved.header) < 4000  # 30 instance ids, not 30 jobs with their steps
+        loaded = await store.load("r1", plan)
+        assert loaded is not None
+        assert list(loaded.state.jobs) == list(state.jobs)
+        assert loaded.state == state
+        await nc.close()
+
+    _run(scenario())
+
+
+def test_a_fan_out_wider_than_a_batch_is_listed_only_once_all_its_instances_are_stored(nats_url: str) -> None:
+    plan, state, finish_prepare = _fan_out_state(agents=1200)
+
+    async def scenario() -> None:
+        nc, store = await _store(nats_url)
+        await store.create(initial_state("r1", plan, state.created_at))
+        stored = await store.load("r1", plan)
+        assert stored is not None
+        stored = await store.save(stored, state)
+        finish_prepare()  # 1200 instances, each with a dispatched step: all in the header
+        saved = await store.save(stored, state)
+        for instance_id in state.jobs["everywhere"].instances:
+            _finish_instance(state, plan, instance_id)
+        saved = await store.save(saved, state)  # 1200 instances and 2400 steps move out: four batches
+        assert len(saved.records) > 3 * MAX_BATCH
+        loaded = await store.load("r1", plan)
+        assert loaded is not None and loaded.state == state
+        await nc.close()
+
+    _run(scenario())
+
+
+def test_instances_made_again_by_a_retry_overwrite_the_ones_left_behind(nats_url: str) -> None:
+    from waterflow_common.messages import RunRetryRequested, StepFailed, StepStarted, StepSucceeded
+    from waterflow_scheduler import machine
+
+    plan, state, finish_prepare = _fan_out_state(agents=2)
+    directory = {"web": ["web-0000", "web-0001"]}
+
+    def step(job: str, index: int, ok: bool, attempt: int = 1) -> None:
+        machine.apply(state, plan, StepStarted(run_id="r1", job_id=job, step_index=index, attempt=attempt, agent="a"), directory=directory)
+        result = StepSucceeded if ok else StepFailed
+        machine.apply(state, plan, result(run_id="r1", job_id=job, step_index=index, attempt=attempt, agent="a"), directory=directory)
+
+    async def scenario() -> None:
+        nc, store = await _store(nats_url)
+        await store.create(initial_state("r1", plan, state.created_at))
+        stored = await store.load("r1", plan)
+        assert stored is not None
+        finish_prepare()
+        step("everywhere-web-0000", 0, ok=True)
+        step("everywhere-web-0000", 1, ok=True)
+        step("everywhere-web-0001", 0, ok=False)
+        assert state.status == "failed"
+        stored = await store.save(stored, state)
+        machine.apply(state, plan, RunRetryRequested(run_id="r1"), directory=directory)
+        assert state.status == "running"
+        stored = await store.save(stored, state)
+        loaded = await store.load("r1", plan)
+        assert loaded is not None and loaded.state == state
         await nc.close()
 
     _run(scenario())
