@@ -15,6 +15,11 @@ from waterflow_compiler.graph import levels
 __all__ = ["render_plan"]
 
 
+def _minutes(value: float | str) -> str:
+    """A timeout as written: minutes, or the expression evaluated at run time."""
+    return f"{value} (evaluated at run time)" if isinstance(value, str) else f"{value:g} min"
+
+
 def _value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -40,9 +45,9 @@ def _step(step: StepPlan) -> list[str]:
     if step.retry and step.retry.attempts > 1:
         details.append(f"retry: {step.retry.attempts} attempts, {step.retry.initial_interval:g}s × {step.retry.backoff_coefficient:g} up to {step.retry.max_interval:g}s")
     if step.timeout_minutes:
-        details.append(f"timeout: {step.timeout_minutes:g} min")
+        details.append(f"timeout: {_minutes(step.timeout_minutes)}")
     if step.continue_on_error:
-        details.append("continue-on-error")
+        details.append("continue-on-error" + (f": {step.continue_on_error}" if isinstance(step.continue_on_error, str) else ""))
     if step.working_directory:
         details.append(f"working-directory: {step.working_directory}")
     lines.extend(f"     {d}" for d in details)
@@ -79,7 +84,9 @@ def render_plan(plan: Plan) -> str:
             elif job.matrix_expression:
                 out.append(f"    matrix: computed at run time from {job.matrix_expression}")
             if job.timeout_minutes:
-                out.append(f"    timeout: {job.timeout_minutes:g} min")
+                out.append(f"    timeout: {_minutes(job.timeout_minutes)}")
+            if job.continue_on_error:
+                out.append("    continue-on-error" + (f": {job.continue_on_error}" if isinstance(job.continue_on_error, str) else ""))
             if job.outputs:
                 out.append("    outputs: " + ", ".join(job.outputs))
             out.append("    steps:")

@@ -51,8 +51,10 @@ class StepPlan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     env: dict[str, str] = msgspec.field(default_factory=dict)
     working_directory: str | None = None
     if_: str | None = msgspec.field(default=None, name="if")
-    timeout_minutes: float | None = None
-    continue_on_error: bool = False
+    timeout_minutes: float | str | None = None
+    """Minutes, or a ${{ }} expression evaluated when the step is dispatched."""
+    continue_on_error: bool | str = False
+    """A boolean, or a ${{ }} expression evaluated when the step fails."""
     retry: RetryPolicy | None = None
     line: int = 0
     """1-based line of the step in the source file, for messages at run time."""
@@ -72,8 +74,10 @@ class JobPlan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     needs: tuple[str, ...] = ()
     if_: str | None = msgspec.field(default=None, name="if")
     env: dict[str, str] = msgspec.field(default_factory=dict)
-    timeout_minutes: float | None = None
-    continue_on_error: bool = False
+    timeout_minutes: float | str | None = None
+    """Minutes, or a ${{ }} expression evaluated when the job (each instance) starts."""
+    continue_on_error: bool | str = False
+    """A boolean, or a ${{ }} expression (e.g. ``${{ matrix.experimental }}``) evaluated per instance."""
     outputs: dict[str, str] = msgspec.field(default_factory=dict)
     """Job outputs: name -> template with ${{ }} (usually ``steps.<id>.outputs.<name>``)."""
     matrix: tuple[dict[str, object], ...] = ()

@@ -69,6 +69,19 @@ def literal_number(report: Report, path: Path, value: object, what: str) -> floa
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def number_or_expression(report: Report, path: Path, value: object, what: str) -> float | str | None:
+    """A number, or a ``${{ }}`` expression the scheduler evaluates (checked by expression_check)."""
+    if is_expression(value):
+        return str(value).strip()
+    return literal_number(report, path, value, what)
+
+
+def bool_or_expression(report: Report, path: Path, value: object, what: str, default: bool) -> bool | str:
+    if is_expression(value):
+        return str(value).strip()
+    return literal_bool(report, path, value, what, default)
+
+
 def literal_bool(report: Report, path: Path, value: object, what: str, default: bool) -> bool:
     if is_expression(value):
         report.error(path, "not-supported", f"an expression in '{what}' is not supported by this version of Waterflow yet",
@@ -146,8 +159,8 @@ def build_job(report: Report, job_id: str, job: dict[str, Any], defaults: RunDef
         needs=tuple(dict.fromkeys(needs_of(job))),
         if_=condition(job.get("if")),
         env=env_of(job.get("env")),
-        timeout_minutes=literal_number(report, (*path, "timeout-minutes"), job.get("timeout-minutes"), "timeout-minutes"),
-        continue_on_error=literal_bool(report, (*path, "continue-on-error"), job.get("continue-on-error"), "continue-on-error", False),
+        timeout_minutes=number_or_expression(report, (*path, "timeout-minutes"), job.get("timeout-minutes"), "timeout-minutes"),
+        continue_on_error=bool_or_expression(report, (*path, "continue-on-error"), job.get("continue-on-error"), "continue-on-error", False),
         outputs={k: str(v) for k, v in outputs.items() if isinstance(v, (str, int, float))} if isinstance(outputs, dict) else {},
         matrix=combos,
         matrix_expression=matrix_expression,
@@ -225,8 +238,8 @@ def build_step(report: Report, job_id: str, index: int, step: dict[str, Any], de
         env=env_of(step.get("env")),
         working_directory=working_directory,
         if_=condition(step.get("if")),
-        timeout_minutes=literal_number(report, (*path, "timeout-minutes"), step.get("timeout-minutes"), "timeout-minutes"),
-        continue_on_error=literal_bool(report, (*path, "continue-on-error"), step.get("continue-on-error"), "continue-on-error", False),
+        timeout_minutes=number_or_expression(report, (*path, "timeout-minutes"), step.get("timeout-minutes"), "timeout-minutes"),
+        continue_on_error=bool_or_expression(report, (*path, "continue-on-error"), step.get("continue-on-error"), "continue-on-error", False),
         retry=_retry(report, (*path, "retry"), step.get("retry")),
         line=line,
     )

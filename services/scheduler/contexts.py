@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from waterflow_common.expressions import JobStatus, evaluate_value
+from waterflow_common.expressions import ExpressionError, JobStatus, evaluate_value, is_truthy
 from waterflow_common.plan import JobPlan, Plan, StepPlan
 from waterflow_common.state import JobState, RunState, StepState
 
@@ -115,6 +115,18 @@ def step_status(state: RunState, job: JobState) -> JobStatus:
     return JobStatus.from_result(job_result_so_far(state, job))  # type: ignore[arg-type]
 
 
+def continues_on_error(state: RunState, plan: Plan, job: JobState) -> bool:
+    """The job's ``continue-on-error``: a boolean, or an expression over the job's contexts (for
+    a matrix instance, its ``matrix``). An expression that cannot be evaluated counts as false."""
+    value = plan.jobs[job.job].continue_on_error
+    if not isinstance(value, str):
+        return value
+    try:
+        return is_truthy(evaluate_value(value, job_contexts(state, plan, plan.jobs[job.job], job)))
+    except ExpressionError:
+        return False
+
+
 def job_status(state: RunState, plan: Plan, job_plan: JobPlan) -> JobStatus:
     """What success()/failure()/cancelled() mean for a job about to start (over its needs).
 
@@ -123,7 +135,7 @@ def job_status(state: RunState, plan: Plan, job_plan: JobPlan) -> JobStatus:
     if state.cancel_requested:
         return JobStatus.from_result("cancelled")
     results = [
-        "succeeded" if state.jobs[n].status == "failed" and plan.jobs[n].continue_on_error else state.jobs[n].status
+        "succeeded" if state.jobs[n].status == "failed" and continues_on_error(state, plan, state.jobs[n]) else state.jobs[n].status
         for n in job_plan.needs
     ]
     if any(r in ("failed", "cancelled") for r in results):

@@ -15,14 +15,14 @@ JetStream, which later delivers a ``timer.fired`` event.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
 
 from waterflow_common import subjects
 from waterflow_common.durations import DURATION_HINT, parse_duration
-from waterflow_common.expressions import ExpressionError, evaluate_condition, evaluate_value, render
+from waterflow_common.expressions import ExpressionError, evaluate_condition, evaluate_value, is_truthy, render
 from waterflow_common.messages import (
     CancelStep,
     Event,
@@ -260,7 +260,7 @@ class _Run:
         if all(j.status in TERMINAL for j in top):
             if self.state.cancel_requested:
                 status = "failed" if self.state.error and "timed out" in self.state.error else "cancelled"
-            elif any(j.status in ("failed", "cancelled") and not self.plan.jobs[j.job].continue_on_error for j in top):
+            elif any(j.status in ("failed", "cancelled") and not contexts.continues_on_error(self.state, self.plan, j) for j in top):
                 status = "failed"
             else:
                 status = "succeeded"
@@ -401,10 +401,19 @@ class _Run:
         job.status = "running"
         job.started_at = self.now
         self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, at=self.now))
-        minutes = self.plan.jobs[job.job].timeout_minutes
+        try:
+            minutes = self._job_timeout(job)
+        except ValueError as error:
+            self._fail_job(job, f"timeout-minutes: {error}")
+            return
         if minutes:
             self.effects.timer("job-timeout", self.now + timedelta(minutes=minutes), job=job.id)
         self.continue_job(job)
+
+    def _job_timeout(self, job: JobState) -> float | None:
+        """The job's ``timeout-minutes`` (an expression is evaluated over the job's contexts)."""
+        job_plan = self.plan.jobs[job.job]
+        return _minutes(job_plan.timeout_minutes, lambda: contexts.job_contexts(self.state, self.plan, job_plan, job, self.secrets))
 
     def continue_job(self, job: JobState) -> None:
         """Run the job's next step whose ``if`` holds; finish the job when no step is left."""
@@ -463,7 +472,8 @@ class _Run:
     def _instance_done(self, aggregate: JobState, instance: JobState) -> None:
         job_plan = self.plan.jobs[aggregate.job]
         instances = [self.state.jobs[i] for i in aggregate.instances]
-        if instance.status == "failed" and job_plan.fail_fast and not job_plan.each:
+        if (instance.status == "failed" and job_plan.fail_fast and not job_plan.each
+                and not contexts.continues_on_error(self.state, self.plan, instance)):
             for sibling in instances:
                 if sibling.status == "pending":
                     self._skip_job(sibling, "cancelled")
@@ -474,7 +484,10 @@ class _Run:
         if all(i.status in TERMINAL for i in instances) and aggregate.status == "running":
             for i in instances:
                 aggregate.outputs.update(i.outputs)
-            failed = any(i.status in ("failed", "cancelled") for i in instances)
+            failed = any(
+                i.status == "cancelled" or (i.status == "failed" and not contexts.continues_on_error(self.state, self.plan, i))
+                for i in instances
+            )
             result = "failed" if failed else ("cancelled" if self.state.cancel_requested else "succeeded")
             self._complete_job(aggregate, result)
 
@@ -492,8 +505,11 @@ class _Run:
         self._complete_job(job, "failed")
 
     def _job_timed_out(self, job: JobState) -> None:
-        minutes = self.plan.jobs[job.job].timeout_minutes
-        job.error = f"job timed out after {minutes:g} minutes"
+        try:
+            minutes = self._job_timeout(job)
+        except ValueError:
+            minutes = None
+        job.error = f"job timed out after {minutes:g} minutes" if minutes else "job timed out"
         self._stop_current_step(job, "job timed out")
         self.continue_job(job)
         self.advance()
@@ -518,6 +534,14 @@ class _Run:
     def _conclude(self, job: JobState, step: StepState, outcome: str) -> None:
         step.outcome = outcome
         continue_on_error = self.plan.jobs[job.job].steps[step.index].continue_on_error
+        if outcome == "failure" and isinstance(continue_on_error, str):
+            try:
+                continue_on_error = is_truthy(evaluate_value(
+                    continue_on_error, contexts.step_contexts(self.state, self.plan, job, step, self.secrets),
+                ))
+            except ExpressionError as error:
+                step.error = f"{step.error or 'failed'}; continue-on-error: {error}"
+                continue_on_error = False
         step.conclusion = "success" if outcome == "failure" and continue_on_error else outcome
         step.status = {"success": "succeeded", "failure": "failed", "cancelled": "cancelled"}[outcome]  # type: ignore[assignment]
         step.attempts.append(AttemptRecord(
@@ -580,6 +604,13 @@ class _Run:
         except ExpressionError as error:
             self._fail_without_running(job, step, f"expression error: {error}")
             return False
+        try:
+            timeout = (
+                _minutes(step_plan.timeout_minutes, lambda: ctx) or self._job_timeout(job) or self.plan.timeout_minutes
+            )
+        except ValueError as error:
+            self._fail_without_running(job, step, f"timeout-minutes: {error}")
+            return False
         step.attempt += 1
         step.status = "dispatched"
         step.dispatched_at = self.now
@@ -587,7 +618,6 @@ class _Run:
         step.exit_code = None
         step.error = None
         step.agent = None
-        timeout = step_plan.timeout_minutes or job_plan.timeout_minutes or self.plan.timeout_minutes
         task = StepTask(
             run_id=self.state.run_id, job_id=job.id, step=concrete, attempt=step.attempt, group=job.runs_on,
             env=dict(ctx["env"]),  # type: ignore[arg-type]
@@ -598,6 +628,26 @@ class _Run:
         self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
                                           attempt=step.attempt, group=job.runs_on, at=self.now))
         return True
+
+
+def _minutes(value: float | str | None, contexts_of: Callable[[], Mapping[str, object]]) -> float | None:
+    """A ``timeout-minutes`` value: a number, or an expression evaluated now (ValueError names
+    what is wrong with it; 0 or an empty result means no timeout)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        result = evaluate_value(value, contexts_of())
+    except ExpressionError as error:
+        raise ValueError(str(error)) from error
+    if result in (None, ""):
+        return None
+    try:
+        minutes = float(result)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{value} evaluated to {result!r}, not a number of minutes") from None
+    if minutes < 0:
+        raise ValueError(f"{value} evaluated to {minutes:g}, a negative number of minutes")
+    return minutes or None
 
 
 def fail_oversized(state: RunState, size: int, limit: int) -> list[Outgoing]:

@@ -244,3 +244,61 @@ def test_an_oversized_run_fails_with_a_reason() -> None:
     assert state.status == "failed" and "max_payload" in state.error
     assert [s.status for s in state.jobs["j"].steps] == ["skipped", "skipped"]
     assert out[-1].subject == "wf.events.r1.run.completed"
+
+
+def test_continue_on_error_from_the_matrix_spares_the_run_and_fail_fast_siblings() -> None:
+    """GitHub's ``continue-on-error: ${{ matrix.experimental }}``: an experimental instance may fail."""
+    combos = ({"v": "1", "experimental": False}, {"v": "2", "experimental": True}, {"v": "3", "experimental": False})
+    plan, state = make(
+        JobPlan(id="m", name="m", runs_on="g", matrix=combos, max_parallel=2, continue_on_error="${{ matrix.experimental }}",
+                steps=(step(0),)),
+        JobPlan(id="after", name="after", runs_on="g", needs=("m",), steps=(step(0),)),
+    )
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    out = machine.apply(state, plan, result(StepFailed, "m-2", 0, exit_code=1), NOW)
+    assert [t.job_id for t in tasks(out)] == ["m-3"]  # no fail-fast: the failure was allowed
+    machine.apply(state, plan, result(StepSucceeded, "m-1", 0), NOW)
+    machine.apply(state, plan, result(StepSucceeded, "m-3", 0), NOW)
+    assert state.jobs["m"].status == "succeeded" and state.jobs["m-2"].status == "failed"
+    machine.apply(state, plan, result(StepSucceeded, "after", 0), NOW)
+    assert state.status == "succeeded"
+
+
+def test_a_failing_instance_without_continue_on_error_still_fails_the_matrix() -> None:
+    combos = ({"experimental": False},)
+    plan, state = make(JobPlan(id="m", name="m", runs_on="g", matrix=combos, continue_on_error="${{ matrix.experimental }}",
+                               steps=(step(0),)))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    machine.apply(state, plan, result(StepFailed, "m-1", 0, exit_code=1), NOW)
+    assert state.jobs["m"].status == "failed" and state.status == "failed"
+
+
+def test_step_continue_on_error_and_timeout_from_expressions() -> None:
+    plan, state = make(JobPlan(id="j", name="j", runs_on="g", steps=(
+        step(0, continue_on_error="${{ inputs.lenient }}", timeout_minutes="${{ inputs.minutes }}"),
+        step(1, timeout_minutes="${{ fromJSON(inputs.minutes) }}"),
+    )))
+    state.inputs = {"lenient": True, "minutes": "1.5"}
+    out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    assert [t.timeout_seconds for t in tasks(out)] == [90.0]
+    out = machine.apply(state, plan, result(StepFailed, "j", 0, exit_code=1), NOW)
+    assert state.jobs["j"].steps[0].conclusion == "success"
+    assert [t.timeout_seconds for t in tasks(out)] == [90.0]
+
+
+def test_a_timeout_expression_that_is_not_a_number_fails_the_step_with_the_reason() -> None:
+    plan, state = make(JobPlan(id="j", name="j", runs_on="g", steps=(step(0, timeout_minutes="${{ inputs.minutes }}"),)))
+    state.inputs = {"minutes": "soon"}
+    out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    assert tasks(out) == []
+    failed = state.jobs["j"].steps[0]
+    assert failed.status == "failed" and "timeout-minutes" in failed.error and "'soon'" in failed.error
+    assert state.status == "failed"
+
+
+def test_job_timeout_from_an_expression_sets_the_job_timer() -> None:
+    plan, state = make(JobPlan(id="j", name="j", runs_on="g", timeout_minutes="${{ inputs.minutes }}", steps=(step(0),)))
+    state.inputs = {"minutes": 2}
+    out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    (timer,) = timers(out)
+    assert [t.timeout_seconds for t in tasks(out)] == [120.0]
