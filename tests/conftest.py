@@ -6,13 +6,14 @@ services' logs are printed so a CI failure can be understood without re-running 
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from waterflow import Client
-from waterflow.embedded import Stack
+from waterflow.embedded import Stack, free_port, nats_server_binary, wait_for_port
 
 
 def _dump_logs(stack: Stack) -> None:
@@ -43,6 +44,20 @@ def fresh_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stac
     s.stop()
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         _dump_logs(s)
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    """A bare nats-server with JetStream (no Waterflow services), for tests of the storage layer."""
+    port = free_port()
+    server = subprocess.Popen(
+        [nats_server_binary(), "-js", "-sd", str(tmp_path / "jetstream"), "-a", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, 10, server)
+    yield f"nats://127.0.0.1:{port}"
+    server.kill()
+    server.wait()
 
 
 @pytest.fixture

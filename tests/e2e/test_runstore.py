@@ -4,34 +4,17 @@ atomic batches with revision checks (see ``libs/waterflow_common/runstore.py``).
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 
 import nats
 import pytest
 
-from waterflow.embedded import free_port, nats_server_binary, wait_for_port
 from waterflow_common import bus, subjects
-from waterflow_common.runstore import MAX_BATCH, MOVE_OUT_AT, RunStore, WriteConflict, step_key
+from waterflow_common.runstore import MAX_BATCH, MOVE_OUT_AT, RunStore, StoredRun, WriteConflict, step_key
 from waterflow_common.state import initial_state
 from waterflow_compiler import compile_workflow
 
 NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [nats_server_binary(), "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, 10, server)
-    yield f"nats://127.0.0.1:{port}"
-    server.kill()
-    server.wait()
 
 
 def _plan(steps: int, jobs: int = 1):  # type: ignore[no-untyped-def]
@@ -42,6 +25,14 @@ def _plan(steps: int, jobs: int = 1):  # type: ignore[no-untyped-def]
     plan, diagnostics = compile_workflow("\n".join(lines) + "\n", "w.yml")
     assert plan is not None, diagnostics
     return plan
+
+
+async def _new_run(store: RunStore, plan) -> StoredRun:  # type: ignore[no-untyped-def]
+    """Store run r1 as the API does at submit, and read it back as a scheduler does."""
+    await store.create(initial_state("r1", plan, NOW))
+    stored = await store.load("r1", plan)
+    assert stored is not None
+    return stored
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
@@ -59,9 +50,7 @@ def test_untouched_steps_are_not_stored_and_come_back_from_the_plan(nats_url: st
 
     async def scenario() -> None:
         nc, store = await _store(nats_url)
-        await store.create(initial_state("r1", plan, NOW))
-        stored = await store.load("r1", plan)
-        assert stored is not None
+        stored = await _new_run(store, plan)
         assert [s.name for s in stored.state.jobs["j0"].steps] == [s.name for s in plan.jobs["j0"].steps]
         assert stored.records == {}
         assert await store.load("r-none", plan) is None
@@ -77,9 +66,7 @@ def test_finished_steps_move_out_of_the_header_in_groups(nats_url: str) -> None:
 
     async def scenario() -> None:
         nc, store = await _store(nats_url)
-        await store.create(initial_state("r1", plan, NOW))
-        stored = await store.load("r1", plan)
-        assert stored is not None
+        stored = await _new_run(store, plan)
         state = stored.state
         sizes = []
         for index in range(MOVE_OUT_AT * 3):
@@ -110,9 +97,7 @@ def test_a_step_changed_again_comes_back_into_the_header_and_wins(nats_url: str)
 
     async def scenario() -> None:
         nc, store = await _store(nats_url)
-        await store.create(initial_state("r1", plan, NOW))
-        stored = await store.load("r1", plan)
-        assert stored is not None
+        stored = await _new_run(store, plan)
         state = stored.state
         for step in state.jobs["j0"].steps[:MOVE_OUT_AT]:
             step.status = "failed"
@@ -161,9 +146,7 @@ def test_a_move_of_more_parts_than_one_batch_holds_is_stored_whole(nats_url: str
 
     async def scenario() -> None:
         nc, store = await _store(nats_url)
-        await store.create(initial_state("r1", plan, NOW))
-        stored = await store.load("r1", plan)
-        assert stored is not None
+        stored = await _new_run(store, plan)
         for job in stored.state.jobs.values():
             job.status = "cancelled"
             for step in job.steps:
@@ -261,9 +244,7 @@ def test_fan_out_instances_have_keys_of_their_own_and_come_back_in_order(nats_ur
 
     async def scenario() -> None:
         nc, store = await _store(nats_url)
-        await store.create(initial_state("r1", plan, state.created_at))
-        stored = await store.load("r1", plan)
-        assert stored is not None
+        stored = await _new_run(store, plan)
         stored = await store.save(stored, state)
         finish_prepare()  # expands "everywhere" into 30 instances, each with its first step dispatched
         saved = await store.save(stored, state)
@@ -288,9 +269,7 @@ def test_a_fan_out_wider_than_a_batch_is_listed_only_once_all_its_instances_are_
 
     async def scenario() -> None:
         nc, store = await _store(nats_url)
-        await store.create(initial_state("r1", plan, state.created_at))
-        stored = await store.load("r1", plan)
-        assert stored is not None
+        stored = await _new_run(store, plan)
         stored = await store.save(stored, state)
         finish_prepare()  # 1200 instances, each with a dispatched step: all in the header
         saved = await store.save(stored, state)
@@ -319,9 +298,7 @@ def test_instances_made_again_by_a_retry_overwrite_the_ones_left_behind(nats_url
 
     async def scenario() -> None:
         nc, store = await _store(nats_url)
-        await store.create(initial_state("r1", plan, state.created_at))
-        stored = await store.load("r1", plan)
-        assert stored is not None
+        stored = await _new_run(store, plan)
         finish_prepare()
         step("everywhere-web-0000", 0, ok=True)
         step("everywhere-web-0000", 1, ok=True)

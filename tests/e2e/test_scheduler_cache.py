@@ -10,14 +10,9 @@ its last events acked but not applied).
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats
-import pytest
 
-from waterflow.embedded import free_port, nats_server_binary, wait_for_port
 from waterflow_common import bus, subjects
 from waterflow_common.messages import RunCreated, StepStarted, StepSucceeded
 from waterflow_common.runstore import RunStore
@@ -28,19 +23,6 @@ from waterflow_compiler import compile_workflow
 from waterflow_scheduler.service import Scheduler
 
 WORKFLOW = "jobs:\n  work:\n    runs-on: local\n    steps:\n" + "".join(f"      - run: echo {i}\n" for i in range(3))
-
-
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [nats_server_binary(), "-js", "-sd", str(tmp_path / "js"), "-a", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, 10, server)
-    yield f"nats://127.0.0.1:{port}"
-    server.kill()
-    server.wait()
 
 
 async def _scheduler(url: str) -> Scheduler:
