@@ -149,9 +149,10 @@ def packed_agents_part(count: int, per_process: int) -> dict[str, Any]:
             registered = sum(a["status"] == "healthy" for a in client.agents("bench"))
             source = f"name: wide\njobs:\n  all:\n    runs-on: {{group: bench, each: true}}\n    steps:\n      - run: {COMMAND}\n"
             t = time.time()
-            state, = wait_all(client, [client.submit(source)["id"]], timeout=1200)
+            state = client.wait(client.submit(source)["id"], timeout=1200, poll=0.5)
             wide_s = time.time() - t
             instances = [j for j in state["jobs"].values() if j["steps"]]
+            errors = sorted({j.get("error") or s.get("error") or "" for j in instances for s in j["steps"]} - {""})
             return {
                 "started": count,
                 "agents_per_process": per_process,
@@ -163,6 +164,8 @@ def packed_agents_part(count: int, per_process: int) -> dict[str, Any]:
                 "wide_run_s": wide_s,
                 "wide_run_agents_used": len({j["steps"][0].get("agent") for j in instances}),
                 "wide_run_instances_succeeded": sum(j["status"] == "succeeded" for j in instances),
+                "wide_run_error": state.get("error"),
+                "wide_run_instance_errors": errors[:5],
                 "agent_process_rss_mib_median": statistics.median(rss_kib(p.pid) / 1024 for p in processes),
                 "rss_mib": services_rss(stack),
             }

@@ -29,6 +29,9 @@ DUPLICATE_WINDOW = 600.0
 """Seconds JetStream remembers a Nats-Msg-Id: longer than any ack deadline, so a message
 re-published after a crash is recognised as the same message."""
 
+MAX_AGENTS = 100_000
+"""Consumers allowed on the task stream: one per agent plus one per server group."""
+
 STREAMS = (
     js_api.StreamConfig(
         name=subjects.EVENTS_STREAM,
@@ -47,6 +50,9 @@ STREAMS = (
         retention=js_api.RetentionPolicy.WORK_QUEUE,
         storage=js_api.StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW,
+        # Every agent has a consumer of its own here (fan-out tasks): nats-server >= 2.15 caps a
+        # stream at 1000 consumers unless the stream says otherwise (found at 1000 agents).
+        max_consumers=MAX_AGENTS,
     ),
     js_api.StreamConfig(
         name=subjects.TRIGGERS_STREAM,
@@ -262,9 +268,13 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: js_api.Cons
     """Create a durable consumer, or update it if it exists with another config."""
     try:
         await js.add_consumer(stream, config)
-    except BadRequestError:
+    except BadRequestError as error:
         assert config.durable_name is not None
-        await js.delete_consumer(stream, config.durable_name)
+        log.warning("consumer.recreate", stream=stream, consumer=config.durable_name, reason=error.description)
+        try:
+            await js.delete_consumer(stream, config.durable_name)
+        except NotFoundError:
+            pass  # the create failed for another reason (e.g. the server was busy): try again
         await js.add_consumer(stream, config)
 
 

@@ -11,8 +11,9 @@ move out:
 
 - ``<run>``: the *header*: the run, its jobs, and every step and matrix/fan-out instance that
   is still changing (plus the scheduler's outbox). An aggregate job lists its instances' ids;
-- ``<run>.<instance>``: a finished matrix or fan-out instance (without its steps);
-- ``<run>.<job>.<index>``: a finished step.
+- ``<run>.<instance>``: a finished matrix or fan-out instance (without its steps), or a live
+  one when there are too many to keep in the header (a fan-out to a thousand agents);
+- ``<run>.<job>.<index>``: a finished step, or a step of an instance stored that way.
 
 A step never touched (pending, no attempt) is stored nowhere: it is rebuilt from the plan. What
 the header holds wins over a key of its own (a retried step comes back into the header).
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import zlib
 from dataclasses import dataclass, field
 
 import msgspec
@@ -64,7 +66,8 @@ MOVE_OUT_AT = 32
 """Finished steps and instances the header gathers before they move out to keys of their own."""
 
 MOVE_OUT_BYTES = 64 * 1024
-"""A header bigger than this moves out every finished part at once."""
+"""A header bigger than this moves out every finished part at once, and if it is still bigger,
+every matrix and fan-out instance (live ones come back in as they change)."""
 
 CONFLICT_CODE = 10071
 """JetStream's error code for a wrong expected last sequence (someone else wrote the key)."""
@@ -128,13 +131,20 @@ class _Layout:
     """(key, value) of finished parts that differ from their own key (or have none)."""
 
 
-def _layout(state: RunState, records: dict[str, tuple[int, bytes]], move_out: bool) -> _Layout:
-    """The header for ``state`` given what ``records`` already hold; with ``move_out``, the
-    header leaves out every finished part too (they then go into ``movable``)."""
+KEEP_ALL, MOVE_FINISHED, MOVE_INSTANCES = 0, 1, 2
+"""How much :func:`_layout` moves out of the header: nothing; finished steps and instances;
+those and every matrix or fan-out instance with its steps, live or not."""
+
+
+def _layout(state: RunState, records: dict[str, tuple[int, bytes]], move: int) -> _Layout:
+    """The header for ``state`` given what ``records`` already hold, leaving out what ``move``
+    says (those parts then go into ``movable``; with KEEP_ALL, ``movable`` only counts the
+    finished parts that could move)."""
     run_id = state.run_id
     jobs: dict[str, JobState] = {}
     movable: list[tuple[str, bytes]] = []
     for job in state.jobs.values():
+        whole = move >= MOVE_INSTANCES and job.parent is not None
         live_steps = []
         for step in job.steps:
             key = step_key(run_id, job.id, step.index)
@@ -144,9 +154,9 @@ def _layout(state: RunState, records: dict[str, tuple[int, bytes]], move_out: bo
                 continue  # untouched: rebuilt from the plan
             if stored is not None and stored[1] == data:
                 continue  # already under its own key
-            if step.status in TERMINAL:
+            if whole or step.status in TERMINAL:
                 movable.append((key, data))
-                if move_out:
+                if move >= MOVE_FINISHED:
                     continue
             live_steps.append(step)
         if job.parent is not None:
@@ -154,9 +164,9 @@ def _layout(state: RunState, records: dict[str, tuple[int, bytes]], move_out: bo
             data = _encoder.encode(msgspec.structs.replace(job, steps=[]))
             stored = records.get(key)
             if stored is None or stored[1] != data:
-                if job.status in TERMINAL and not live_steps:
+                if whole or (job.status in TERMINAL and not live_steps):
                     movable.append((key, data))
-                    if move_out:
+                    if move >= MOVE_FINISHED:
                         continue
             elif not live_steps:
                 continue  # the instance and all its steps are under keys of their own
@@ -167,7 +177,17 @@ def _layout(state: RunState, records: dict[str, tuple[int, bytes]], move_out: bo
 
 def encode_header(state: RunState) -> bytes:
     """The header of a run nothing of which has moved out yet (as the API first stores it)."""
-    return _layout(state, {}, move_out=False).header
+    return _layout(state, {}, KEEP_ALL).header
+
+
+def _pack(header: bytes) -> bytes:
+    """A header as stored: a big one (a wide fan-out's first event, whose outbox holds a task
+    per agent) compressed, which such repetitive JSON shrinks by 10-20 times."""
+    return zlib.compress(header, 1) if len(header) > MOVE_OUT_BYTES else header
+
+
+def _unpack(value: bytes) -> bytes:
+    return zlib.decompress(value) if value[:1] == b"\x78" else value  # JSON starts with '{'
 
 
 def decode_header(data: bytes) -> RunState:
@@ -192,7 +212,7 @@ class RunStore:
 
     async def create(self, state: RunState) -> int:
         """Store a new run (all steps untouched, so only the header). Fails if it exists."""
-        return await (await self.kv()).create(state.run_id, encode_header(state))
+        return await (await self.kv()).create(state.run_id, _pack(encode_header(state)))
 
     async def load(self, run_id: str, plan: Plan, attempts: int = 10) -> StoredRun | None:
         """The run's whole state (None: no such run)."""
@@ -239,20 +259,23 @@ class RunStore:
         """Write ``state`` over ``stored``; raise :class:`WriteConflict` if another writer got
         there first, :class:`StateTooLarge` if it cannot be stored. Returns what is now stored:
         ``stored`` itself when nothing changed (an event applied again after a redelivery)."""
-        layout = _layout(state, stored.records, move_out=False)
+        layout = _layout(state, stored.records, KEEP_ALL)
         if len(layout.movable) >= MOVE_OUT_AT or len(layout.header) > MOVE_OUT_BYTES:
-            layout = _layout(state, stored.records, move_out=True)
+            layout = _layout(state, stored.records, MOVE_FINISHED)
+            if len(layout.header) > MOVE_OUT_BYTES:  # a wide matrix or fan-out still running
+                layout = _layout(state, stored.records, MOVE_INSTANCES)
         else:
             layout.movable = []
         header = layout.header
+        packed = _pack(header)
         limit = self.nc.max_payload - 4096
-        if len(header) > limit:
-            raise StateTooLarge(len(header), limit)
+        if len(packed) > limit:
+            raise StateTooLarge(len(packed), limit)
         if not layout.movable:
             if header == stored.header:
                 return stored
             try:
-                revision = await (await self.kv()).update(state.run_id, header, last=stored.revision)
+                revision = await (await self.kv()).update(state.run_id, packed, last=stored.revision)
             except KeyWrongLastSequenceError as error:
                 raise WriteConflict(str(error)) from error
             return StoredRun(state=state, revision=revision, records=stored.records, header=header)
@@ -263,7 +286,7 @@ class RunStore:
             last = first + MAX_BATCH - 1 >= len(moves)
             # A batch before the last rewrites the header as it was: the parts it stores stay
             # unread (the old header still holds them) until the last batch.
-            chunk = [*moves[first:first + MAX_BATCH - 1], (state.run_id, header if last else stored.header, revision)]
+            chunk = [*moves[first:first + MAX_BATCH - 1], (state.run_id, packed if last else _pack(stored.header), revision)]
             revision = await self._write_batch(chunk)
             for i, (key, data, _) in enumerate(chunk[:-1]):
                 records[key] = (revision - len(chunk) + 1 + i, data)
@@ -293,13 +316,14 @@ class RunStore:
         raise AssertionError("empty batch")
 
     async def _get(self, key: str) -> tuple[int, bytes] | None:
+        """A run's header: (revision, JSON), or None."""
         try:
             entry = await (await self.kv()).get(key)
         except KeyNotFoundError:
             return None
         if entry.value is None:
             return None
-        return entry.revision, entry.value
+        return entry.revision, _unpack(entry.value)
 
     async def _records(self, run_id: str) -> dict[str, tuple[int, bytes]]:
         """Every instance and step of the run under a key of its own: batched direct gets of

@@ -55,6 +55,10 @@ from .concurrency import ConcurrencyGroups
 log = get_logger("waterflow.scheduler")
 
 MAX_CONFLICT_RETRIES = 50
+DIRECTORY_MAX_AGE = 2.0
+"""Seconds a group's list of healthy agents is reused: every event of a run with a fan-out
+needs it, and reading a thousand agents' records each time made a 1000-agent fan-out crawl.
+Health itself is only known to a heartbeat (5 s), so this adds little staleness."""
 
 
 class Scheduler:
@@ -76,6 +80,8 @@ class Scheduler:
         self._states: dict[str, StoredRun] = {}
         """run id -> the state this scheduler last wrote (or read) for the run."""
         self._published: set[str] = set()
+        self._directories: dict[tuple[str, tuple[str, ...]], tuple[float, list[str]]] = {}
+        """(group, labels) -> (when read, healthy agents): read at most every DIRECTORY_MAX_AGE."""
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def plan(self, run_id: str) -> Plan:
@@ -207,12 +213,18 @@ class Scheduler:
         defined = self.groups.definitions()
         wanted = {(job.runs_on, job.labels) for job in plan.jobs.values() if job.each or job.runs_on in defined}
         directory: dict[str, list[str]] = {}
+        now = asyncio.get_running_loop().time()
         for group, labels in wanted:
+            cached = self._directories.get((group, labels))
+            if cached is not None and now - cached[0] < DIRECTORY_MAX_AGE:
+                directory[group] = cached[1]
+                continue
             try:
                 agents = await healthy_agents(self.js, group, labels, self.groups)
             except ValueError:  # runs-on is an expression; resolved at run time
                 continue
             directory[group] = [agent.name for agent in agents]
+            self._directories[(group, labels)] = (now, directory[group])
         return directory
 
     def _prune(self, state: RunState) -> list[Outgoing]:

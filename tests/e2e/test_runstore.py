@@ -10,7 +10,7 @@ import nats
 import pytest
 
 from waterflow_common import bus, subjects
-from waterflow_common.runstore import MAX_BATCH, MOVE_OUT_AT, RunStore, StoredRun, WriteConflict, step_key
+from waterflow_common.runstore import MAX_BATCH, MOVE_OUT_AT, MOVE_OUT_BYTES, RunStore, StoredRun, WriteConflict, step_key
 from waterflow_common.state import initial_state
 from waterflow_compiler import compile_workflow
 
@@ -271,8 +271,17 @@ def test_a_fan_out_wider_than_a_batch_is_listed_only_once_all_its_instances_are_
         nc, store = await _store(nats_url)
         stored = await _new_run(store, plan)
         stored = await store.save(stored, state)
-        finish_prepare()  # 1200 instances, each with a dispatched step: all in the header
+        finish_prepare()  # 1200 instances, each with a dispatched step: too many for the header
         saved = await store.save(stored, state)
+        assert len(saved.header) < MOVE_OUT_BYTES
+        loaded = await store.load("r1", plan)
+        assert loaded is not None and loaded.state == state
+        first = state.jobs["everywhere"].instances[0]
+        _finish_instance(state, plan, first)  # a live instance moved out comes back in as it changes
+        saved = await store.save(saved, state)
+        assert first.encode() in saved.header
+        loaded = await store.load("r1", plan)
+        assert loaded is not None and loaded.state == state
         for instance_id in state.jobs["everywhere"].instances:
             _finish_instance(state, plan, instance_id)
         saved = await store.save(saved, state)  # 1200 instances and 2400 steps move out: four batches
