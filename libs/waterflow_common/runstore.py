@@ -100,6 +100,9 @@ class StoredRun:
     """The header's KV revision."""
     records: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     """Key -> (revision, encoded value) of every instance and step stored under its own key."""
+    parts: dict[str, StepState | JobState] = field(default_factory=dict)
+    """The same values decoded (copies, not the state's objects): comparing structs is much
+    cheaper than encoding every step of the run on every event to compare bytes."""
     header: bytes = b""
 
 
@@ -136,8 +139,8 @@ KEEP_ALL, MOVE_FINISHED, MOVE_INSTANCES = 0, 1, 2
 those and every matrix or fan-out instance with its steps, live or not."""
 
 
-def _layout(state: RunState, records: dict[str, tuple[int, bytes]], move: int) -> _Layout:
-    """The header for ``state`` given what ``records`` already hold, leaving out what ``move``
+def _layout(state: RunState, parts: dict[str, StepState | JobState], move: int) -> _Layout:
+    """The header for ``state`` given what ``parts`` already hold, leaving out what ``move``
     says (those parts then go into ``movable``; with KEEP_ALL, ``movable`` only counts the
     finished parts that could move)."""
     run_id = state.run_id
@@ -148,24 +151,23 @@ def _layout(state: RunState, records: dict[str, tuple[int, bytes]], move: int) -
         live_steps = []
         for step in job.steps:
             key = step_key(run_id, job.id, step.index)
-            data = _encoder.encode(step)
-            stored = records.get(key)
-            if stored is None and step == StepState(index=step.index, name=step.name, id=step.id):
-                continue  # untouched: rebuilt from the plan
-            if stored is not None and stored[1] == data:
+            stored = parts.get(key)
+            if stored is None:
+                if step == StepState(index=step.index, name=step.name, id=step.id):
+                    continue  # untouched: rebuilt from the plan
+            elif stored == step:
                 continue  # already under its own key
             if whole or step.status in TERMINAL:
-                movable.append((key, data))
+                movable.append((key, _encoder.encode(step)))
                 if move >= MOVE_FINISHED:
                     continue
             live_steps.append(step)
         if job.parent is not None:
             key = instance_key(run_id, job.id)
-            data = _encoder.encode(msgspec.structs.replace(job, steps=[]))
-            stored = records.get(key)
-            if stored is None or stored[1] != data:
+            bare = msgspec.structs.replace(job, steps=[])
+            if parts.get(key) != bare:
                 if whole or (job.status in TERMINAL and not live_steps):
-                    movable.append((key, data))
+                    movable.append((key, _encoder.encode(bare)))
                     if move >= MOVE_FINISHED:
                         continue
             elif not live_steps:
@@ -224,7 +226,8 @@ class RunStore:
             records = await self._records(run_id)
             if all(rev < revision for rev, _ in records.values()):
                 state = _assemble(decode_header(data), plan, records)
-                return StoredRun(state=state, revision=revision, records=records, header=data)
+                parts = {key: _decode_part(key, value) for key, (_, value) in records.items()}
+                return StoredRun(state=state, revision=revision, records=records, parts=parts, header=data)
         raise WriteConflict(f"run {run_id} changed during {attempts} reads in a row")
 
     async def revision(self, run_id: str) -> int | None:
@@ -259,11 +262,11 @@ class RunStore:
         """Write ``state`` over ``stored``; raise :class:`WriteConflict` if another writer got
         there first, :class:`StateTooLarge` if it cannot be stored. Returns what is now stored:
         ``stored`` itself when nothing changed (an event applied again after a redelivery)."""
-        layout = _layout(state, stored.records, KEEP_ALL)
+        layout = _layout(state, stored.parts, KEEP_ALL)
         if len(layout.movable) >= MOVE_OUT_AT or len(layout.header) > MOVE_OUT_BYTES:
-            layout = _layout(state, stored.records, MOVE_FINISHED)
+            layout = _layout(state, stored.parts, MOVE_FINISHED)
             if len(layout.header) > MOVE_OUT_BYTES:  # a wide matrix or fan-out still running
-                layout = _layout(state, stored.records, MOVE_INSTANCES)
+                layout = _layout(state, stored.parts, MOVE_INSTANCES)
         else:
             layout.movable = []
         header = layout.header
@@ -278,8 +281,9 @@ class RunStore:
                 revision = await (await self.kv()).update(state.run_id, packed, last=stored.revision)
             except KeyWrongLastSequenceError as error:
                 raise WriteConflict(str(error)) from error
-            return StoredRun(state=state, revision=revision, records=stored.records, header=header)
+            return StoredRun(state=state, revision=revision, records=stored.records, parts=stored.parts, header=header)
         records = dict(stored.records)
+        parts = dict(stored.parts)
         revision = stored.revision
         moves = [(key, data, records[key][0] if key in records else 0) for key, data in layout.movable]
         for first in range(0, len(moves), MAX_BATCH - 1):
@@ -290,7 +294,8 @@ class RunStore:
             revision = await self._write_batch(chunk)
             for i, (key, data, _) in enumerate(chunk[:-1]):
                 records[key] = (revision - len(chunk) + 1 + i, data)
-        return StoredRun(state=state, revision=revision, records=records, header=header)
+                parts[key] = _decode_part(key, data)
+        return StoredRun(state=state, revision=revision, records=records, parts=parts, header=header)
 
     async def _write_batch(self, messages: list[tuple[str, bytes, int]]) -> int:
         """One atomic batch: every message with its expected revision; returns the last's sequence."""
@@ -364,6 +369,11 @@ class RunStore:
                 found.append((key, int(headers["Nats-Sequence"]), None if deleted else msg.data))
         finally:
             await sub.unsubscribe()
+
+
+def _decode_part(key: str, value: bytes) -> StepState | JobState:
+    """A stored part: ``<run>.<instance>`` is a job, ``<run>.<job>.<index>`` a step."""
+    return _job_decoder.decode(value) if key.count(".") == 1 else _step_decoder.decode(value)
 
 
 def _assemble(header: RunState, plan: Plan, stored: dict[str, tuple[int, bytes]]) -> RunState:
