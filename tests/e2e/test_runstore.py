@@ -322,3 +322,31 @@ def test_instances_made_again_by_a_retry_overwrite_the_ones_left_behind(nats_url
         await nc.close()
 
     _run(scenario())
+
+
+def test_a_run_value_over_64_kb_is_stored_compressed_and_read_back_whole(nats_url: str) -> None:
+    """A fan-out's first event decides a task per agent: its outbox alone can pass 1 MB."""
+    from datetime import datetime, timezone
+
+    from waterflow_common.state import Outgoing
+
+    plan = _plan(steps=2)
+
+    async def scenario() -> None:
+        nc, store = await _store(nats_url)
+        stored = await _new_run(store, plan)
+        state = stored.state
+        at = datetime(2026, 11, 25, tzinfo=timezone.utc)
+        state.outbox = [
+            Outgoing(subject=f"wf.tasks.agent.a{i}", msg_id=f"r1:a{i}", data=b'{"step": "echo hello"}' * 40, at=at)
+            for i in range(400)
+        ]
+        saved = await store.save(stored, state)
+        assert len(saved.header) > MOVE_OUT_BYTES
+        raw = (await (await nc.jetstream().key_value(subjects.RUNS_BUCKET)).get("r1")).value
+        assert raw is not None and raw[:1] != b"{" and len(raw) < len(saved.header) // 5
+        loaded = await store.load("r1", plan)
+        assert loaded is not None and loaded.state == state
+        await nc.close()
+
+    _run(scenario())
