@@ -240,6 +240,17 @@ def scheduler_consumer_config() -> js_api.ConsumerConfig:
     )
 
 
+def triggers_consumer_config() -> js_api.ConsumerConfig:
+    """The durable consumer of trigger fires, shared by all API services (each fire starts one run)."""
+    return js_api.ConsumerConfig(
+        durable_name=subjects.TRIGGERS_CONSUMER,
+        ack_policy=js_api.AckPolicy.EXPLICIT,
+        deliver_policy=js_api.DeliverPolicy.NEW,
+        ack_wait=30.0,
+        filter_subject=subjects.ALL_TRIGGER_FIRES,
+    )
+
+
 def _task_consumer(name: str, filter_subject: str, ack_wait: float) -> js_api.ConsumerConfig:
     return js_api.ConsumerConfig(
         # ``name`` too: nats-py then puts the filter into the create subject, which NATS

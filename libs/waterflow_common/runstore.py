@@ -98,10 +98,11 @@ class StoredRun:
     state: RunState
     revision: int
     """The header's KV revision."""
-    records: dict[str, tuple[int, bytes]] = field(default_factory=dict)
-    """Key -> (revision, encoded value) of every instance and step stored under its own key."""
+    records: dict[str, int] = field(default_factory=dict)
+    """Key -> revision of every instance and step stored under its own key (what a write of
+    that key must expect)."""
     parts: dict[str, StepState | JobState] = field(default_factory=dict)
-    """The same values decoded (copies, not the state's objects): comparing structs is much
+    """Their values, decoded (copies, not the state's objects): comparing structs is much
     cheaper than encoding every step of the run on every event to compare bytes."""
     header: bytes = b""
 
@@ -223,11 +224,13 @@ class RunStore:
             if header is None:
                 return None
             revision, data = header
-            records = await self._records(run_id)
-            if all(rev < revision for rev, _ in records.values()):
-                state = _assemble(decode_header(data), plan, records)
-                parts = {key: _decode_part(key, value) for key, (_, value) in records.items()}
-                return StoredRun(state=state, revision=revision, records=records, parts=parts, header=data)
+            stored = await self._records(run_id)
+            if all(rev < revision for rev, _ in stored.values()):
+                state = _assemble(decode_header(data), plan, stored)
+                return StoredRun(
+                    state=state, revision=revision, records={key: rev for key, (rev, _) in stored.items()},
+                    parts={key: _decode_part(key, value) for key, (_, value) in stored.items()}, header=data,
+                )
         raise WriteConflict(f"run {run_id} changed during {attempts} reads in a row")
 
     async def revision(self, run_id: str) -> int | None:
@@ -285,7 +288,7 @@ class RunStore:
         records = dict(stored.records)
         parts = dict(stored.parts)
         revision = stored.revision
-        moves = [(key, data, records[key][0] if key in records else 0) for key, data in layout.movable]
+        moves = [(key, data, records.get(key, 0)) for key, data in layout.movable]
         for first in range(0, len(moves), MAX_BATCH - 1):
             last = first + MAX_BATCH - 1 >= len(moves)
             # A batch before the last rewrites the header as it was: the parts it stores stay
@@ -293,7 +296,7 @@ class RunStore:
             chunk = [*moves[first:first + MAX_BATCH - 1], (state.run_id, packed if last else _pack(stored.header), revision)]
             revision = await self._write_batch(chunk)
             for i, (key, data, _) in enumerate(chunk[:-1]):
-                records[key] = (revision - len(chunk) + 1 + i, data)
+                records[key] = revision - len(chunk) + 1 + i
                 parts[key] = _decode_part(key, data)
         return StoredRun(state=state, revision=revision, records=records, parts=parts, header=header)
 

@@ -15,10 +15,9 @@ from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.js import api as js_api
 from nats.js.errors import KeyNotFoundError, NoKeysError
 
-from waterflow_common import subjects
+from waterflow_common import bus, subjects
 from waterflow_common.diagnostics import Diagnostic
 from waterflow_common.log import get_logger
 from waterflow_common.pulling import Puller
@@ -111,19 +110,9 @@ class Triggers:
         await msg.ack()
 
 
-def fires_consumer() -> js_api.ConsumerConfig:
-    return js_api.ConsumerConfig(
-        durable_name=subjects.TRIGGERS_CONSUMER,
-        ack_policy=js_api.AckPolicy.EXPLICIT,
-        deliver_policy=js_api.DeliverPolicy.NEW,
-        ack_wait=30.0,
-        filter_subject=subjects.ALL_TRIGGER_FIRES,
-    )
-
-
 async def serve_fires(triggers: Triggers, stop: asyncio.Event) -> None:
     """Turn fires into runs until ``stop``; API replicas share the consumer."""
-    puller = Puller(triggers.js, subjects.TRIGGERS_STREAM, fires_consumer())
+    puller = Puller(triggers.js, subjects.TRIGGERS_STREAM, bus.triggers_consumer_config())
     while not stop.is_set():
         for msg in await puller.fetch(16, timeout=1.0):
             try:

@@ -140,12 +140,7 @@ class Scheduler:
             )
             state.outbox = self._prune(state) + outgoing
             try:
-                try:
-                    saved = await self.store.save(stored, state)
-                except StateTooLarge as error:
-                    log.error("state.too_large", run_id=event.run_id, size=error.size, limit=error.limit)
-                    outgoing = state.outbox = machine.fail_oversized(state, error.size, error.limit)
-                    saved = await self.store.save(stored, state)
+                saved, outgoing = await self._save(stored, state, outgoing)
             except WriteConflict:
                 log.debug("state.conflict", run_id=event.run_id)
                 continue
@@ -161,6 +156,15 @@ class Scheduler:
             log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
             return state, outgoing
         raise RuntimeError(f"run {event.run_id}: too many concurrent updates")
+
+    async def _save(self, stored: StoredRun, state: RunState, outgoing: list[Outgoing]) -> tuple[StoredRun, list[Outgoing]]:
+        """Store the state; one that no longer fits ends the run failed, saying why."""
+        try:
+            return await self.store.save(stored, state), outgoing
+        except StateTooLarge as error:
+            log.error("state.too_large", run_id=state.run_id, size=error.size, limit=error.limit)
+            outgoing = state.outbox = machine.fail_oversized(state, error.size, error.limit)
+            return await self.store.save(stored, state), outgoing
 
     def _trace(self, event: Event, state: RunState, outgoing: list[Outgoing]) -> None:
         """Spans for what this event finished: a step attempt, jobs, the run."""
