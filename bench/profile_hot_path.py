@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     write_result("profile", {
         "params": vars(args),
         "steps": args.steps,
+        "py_spy": py_spy() is not None,
         "unprofiled": unprofiled,
         "sampled": sampled,
         "nats_messages_per_step": unprofiled["nats_messages_per_step"],

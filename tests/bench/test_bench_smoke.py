@@ -83,11 +83,20 @@ def test_scale_with_agents_packed_in_processes(tmp_path: Path) -> None:
     assert agents["wide_run_status"] == "succeeded" and agents["wide_run_agents_used"] == 2
 
 
-def test_profile(tmp_path: Path) -> None:
-    result = run_smoke("profile_hot_path.py", tmp_path)
-    assert result["steps"] > 0
-    assert result["nats_messages_per_step"]["in"] > 0
-    assert result["top"]["scheduler"] and result["top"]["agent"]
+@pytest.fixture(scope="module")
+def profile_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_smoke("profile_hot_path.py", tmp_path_factory.mktemp("profile"))
+
+
+def test_profile(profile_result: dict[str, Any]) -> None:
+    assert profile_result["steps"] > 0
+    assert profile_result["nats_messages_per_step"]["in"] > 0
+    assert profile_result["py_spy"] == (shutil.which("py-spy") is not None)
+
+
+@pytest.mark.skipif(shutil.which("py-spy") is None, reason="py-spy not installed (pip install -e '.[bench]')")
+def test_profile_sampled_by_py_spy(profile_result: dict[str, Any]) -> None:
+    assert profile_result["top"]["scheduler"] and profile_result["top"]["agent"]
 
 
 def test_report_renders_what_the_smokes_wrote(tmp_path: Path) -> None:
