@@ -200,12 +200,16 @@ class Client:
                 if item.get("kind") != "keepalive":
                     yield item
 
-    def wait(self, run_id: str, timeout: float = 3600, poll: float = 0.2) -> dict[str, Any]:
-        """Block until the run finishes; returns its final state."""
+    def wait(self, run_id: str, timeout: float = 3600, poll: float = 0.2, attempt: int = 1) -> dict[str, Any]:
+        """Block until the run finishes; returns its final state.
+
+        ``attempt``: after :meth:`retry`, the attempt to wait for (the run still shows its
+        previous, finished attempt until a scheduler has taken the retry).
+        """
         deadline = time.monotonic() + timeout
         while True:
             state = self.get(run_id)
-            if state["status"] in TERMINAL:
+            if state["status"] in TERMINAL and state.get("attempt", 1) >= attempt:
                 return state
             if time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} still {state['status']} after {timeout:g}s")

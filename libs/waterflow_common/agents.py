@@ -28,7 +28,7 @@ from typing import Literal
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from . import subjects
 from .messages import StepFailed
@@ -44,8 +44,10 @@ __all__ = [
     "agent_status",
     "decode_agent",
     "fail_lost_steps",
+    "fail_lost_tasks",
     "get_agent",
     "healthy_agents",
+    "is_lost",
     "labels_match",
     "list_agents",
     "lost_step_failures",
@@ -248,22 +250,80 @@ def lost_step_failures(records: Iterable[AgentRecord]) -> list[tuple[AgentRecord
     failures: list[tuple[AgentRecord, StepFailed]] = []
     for record in records:
         info = record.info
-        if info.lost_at is not None or not info.pinned_steps:
-            continue
-        if record.age_seconds <= LOST_AFTER * max(info.heartbeat_interval, 0.1) and not info.stopped:
+        if info.lost_at is not None or not info.pinned_steps or not is_lost(record):
             continue
         for key in info.pinned_steps:
             try:
                 run_id, job_id, step_index, attempt = key.rsplit(":", 3)
                 event = StepFailed(
                     run_id=run_id, job_id=job_id, step_index=int(step_index), attempt=int(attempt), agent=info.name,
-                    error=(f"agent {info.name} lost: no heartbeat for {record.age_seconds:.0f}s "
-                           f"(last seen {record.seen_at:%Y-%m-%d %H:%M:%S} UTC) while running this step"),
+                    error=f"{_silence(record)} while running this step", agent_lost=True,
                 )
             except ValueError:
                 continue
             failures.append((record, event))
     return failures
+
+
+def is_lost(record: AgentRecord) -> bool:
+    """Silent for more than LOST_AFTER heartbeat intervals, or said goodbye: what it held is gone."""
+    return record.info.stopped or record.age_seconds > LOST_AFTER * max(record.info.heartbeat_interval, 0.1)
+
+
+def _silence(record: AgentRecord) -> str:
+    return (f"agent {record.info.name} lost: no heartbeat for {record.age_seconds:.0f}s "
+            f"(last seen {record.seen_at:%Y-%m-%d %H:%M:%S} UTC)")
+
+
+async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord) -> int:
+    """Fail the tasks queued on a lost agent's own subject (the next steps of jobs it held, or
+    fan-out instances sent to it): nobody else may take them, so without this they would wait
+    forever. Returns how many were failed."""
+    from . import bus
+    from .messages import StepTask, encode
+
+    config = bus.agent_consumer_config(record.info.name, LOST_TASK_ACK_WAIT)
+    assert config.durable_name is not None
+    try:
+        info = await js.consumer_info(subjects.TASKS_STREAM, config.durable_name)
+        if info.num_pending == 0:
+            return 0
+    except NotFoundError:
+        # Never pulled (or its consumer was removed): look at the stream before creating one.
+        stream = await js.stream_info(subjects.TASKS_STREAM, subjects_filter=config.filter_subject)
+        if not stream.state.subjects:
+            return 0
+        await bus.ensure_consumer(js, subjects.TASKS_STREAM, config)
+    psub = await js.pull_subscribe_bind(config.durable_name, subjects.TASKS_STREAM)
+    failed = 0
+    try:
+        while True:
+            try:
+                msgs = await psub.fetch(64, timeout=0.5)
+            except asyncio.TimeoutError:
+                break
+            for msg in msgs:
+                try:
+                    task = msgspec.json.decode(msg.data, type=StepTask)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    await msg.term()
+                    continue
+                event = StepFailed(
+                    run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
+                    agent=record.info.name, agent_lost=True, error=f"{_silence(record)} before it could start this step",
+                )
+                await js.publish(subjects.event(event.run_id, event.type), encode(event),
+                                 headers={subjects.MSG_ID_HEADER: event.msg_id()})
+                await msg.ack()
+                failed += 1
+    finally:
+        await psub.unsubscribe()
+    return failed
+
+
+LOST_TASK_ACK_WAIT = 30.0
+"""Ack wait of an agent consumer created by the scheduler to drain a lost agent's tasks (the
+agent, if it comes back, sets its own)."""
 
 
 async def fail_lost_steps(js: JetStreamContext) -> int:
@@ -276,9 +336,14 @@ async def fail_lost_steps(js: JetStreamContext) -> int:
     """
     from .messages import encode
 
-    failures = lost_step_failures(await list_agents(js))
+    records = await list_agents(js)
+    drained = 0
+    for record in records:
+        if is_lost(record):
+            drained += await fail_lost_tasks(js, record)
+    failures = lost_step_failures(records)
     if not failures:
-        return 0
+        return drained
     kv = await js.key_value(subjects.AGENTS_BUCKET)
     marked: set[str] = set()
     for record, event in failures:
@@ -292,4 +357,4 @@ async def fail_lost_steps(js: JetStreamContext) -> int:
             await kv.update(record.info.name, encode(lost), last=record.revision)
         except KeyWrongLastSequenceError:
             pass  # the agent came back (or another scheduler marked it first): its record wins
-    return len(failures)
+    return drained + len(failures)

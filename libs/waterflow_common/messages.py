@@ -99,17 +99,20 @@ class RunCreated(EventBase, frozen=True, kw_only=True, tag="run.created"):
 
 class JobStarted(EventBase, frozen=True, kw_only=True, tag="job.started"):
     job_id: str
+    run_attempt: int = 1
+    """The run's attempt (a run retry starts failed jobs again: a new fact, a new msg-id)."""
 
     def msg_id(self) -> str:
-        return f"{self.run_id}:{self.job_id}:{self.type}"
+        return f"{self.run_id}:{self.job_id}:{self.run_attempt}:{self.type}"
 
 
 class JobCompleted(EventBase, frozen=True, kw_only=True, tag="job.completed"):
     job_id: str
     result: str
+    run_attempt: int = 1
 
     def msg_id(self) -> str:
-        return f"{self.run_id}:{self.job_id}:{self.type}"
+        return f"{self.run_id}:{self.job_id}:{self.run_attempt}:{self.type}"
 
 
 class _StepAttemptEvent(EventBase, frozen=True, kw_only=True):
@@ -149,6 +152,10 @@ class StepFailed(_StepResult, frozen=True, kw_only=True, tag="step.failed"):
     retryable: bool = True
     """False when no retry can help (unknown node, invalid ``with:``, NonRetryableError from a
     node): the scheduler then fails the step without using its remaining ``retry:`` attempts."""
+    agent_lost: bool = False
+    """Reported by a scheduler, not an agent: ``agent`` stopped heartbeating while it held this
+    step (running or queued on its own subject). The job's workspace went with it, so the job
+    fails at once, without retries (as a GitHub job fails when its runner is lost)."""
 
 
 class StepRetrying(_StepAttemptEvent, frozen=True, kw_only=True, tag="step.retrying"):

@@ -86,7 +86,14 @@ class JobState(msgspec.Struct, kw_only=True):
     """For an aggregate job: its instances' ids (empty until the job is expanded)."""
     matrix: dict[str, object] | None = None
     agent: str | None = None
-    """Fan-out instance: the one agent that must run it."""
+    """The one agent that runs this job's steps: the target of a fan-out instance, the member
+    chosen in a defined group, or (``affinity``) the agent that ran its first step. Every step
+    of a job runs on one agent, as on a GitHub runner: workspace, files and env carry over."""
+    affinity: bool = False
+    """``agent`` was learned from the first step's result (not fixed by fan-out or a group
+    definition): a run retry may choose another agent if this one was lost."""
+    lost_agent: str | None = None
+    """The agent this job lost (stopped heartbeating with the job's workspace)."""
     outputs: dict[str, object] = {}
     error: str | None = None
     cancelled: bool = False

@@ -205,7 +205,15 @@ class _Run:
         step.error = event.error
         step.started_at = step.started_at or event.started_at
         step.finished_at = event.at
-        if isinstance(event, StepSucceeded):
+        if job.agent is None and event.agent != "scheduler":
+            # Job affinity: the agent that ran the first step runs the rest (its workspace).
+            job.agent, job.affinity = event.agent, True
+        if isinstance(event, StepFailed) and event.agent_lost:
+            self._conclude(job, step, "failure")
+            job.lost_agent = event.agent
+            self._fail_job(job, f"lost communication with agent {event.agent!r}, which held this job's "
+                                "workspace; retry the run to run the job again")
+        elif isinstance(event, StepSucceeded):
             step.outputs = dict(event.outputs)
             self._conclude(job, step, "success")
         elif event.cancelled or step.cancel_requested:
@@ -288,20 +296,21 @@ class _Run:
         state.cancel_requested = False
         state.error = None
         state.finished_at = None
-        for job_id, job in list(state.jobs.items()):
+        for job in state.jobs.values():
             if job.status == "succeeded":
                 continue
-            if job.parent is not None:
-                del state.jobs[job_id]  # instances are made again when the job restarts
-                continue
+            # Matrix and fan-out instances are kept: the succeeded ones stay done, the others
+            # run again (on the same server for a fan-out), their attempts numbered on.
             job.status = "pending"
             job.error = None
             job.cancelled = False
             job.finished_at = None
-            if job.instances:
-                job.instances = []
+            rerun_whole_job = job.lost_agent is not None
+            if rerun_whole_job and job.affinity:
+                job.agent, job.affinity = None, False  # its workspace is gone: any agent may take it
+            job.lost_agent = None
             for step in job.steps:
-                if step.status != "succeeded":
+                if step.status != "succeeded" or rerun_whole_job:
                     step.status = "pending"
                     step.outcome = step.conclusion = None
                     step.cancel_requested = False
@@ -346,6 +355,12 @@ class _Run:
 
     def _expand(self, job: JobState, job_plan: JobPlan, ctx: dict[str, object]) -> None:
         """Turn a matrix or fan-out job into its instances, and start as many as allowed."""
+        if job.instances:  # a run retry: the instances exist, the failed ones are pending again
+            job.status = "running"
+            job.started_at = self.now
+            self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, run_attempt=self.state.attempt, at=self.now))
+            self._fill_slots(job)
+            return
         if job_plan.each:
             agents = sorted(self.directory.get(job.runs_on, ()))
             if not agents:
@@ -375,7 +390,7 @@ class _Run:
             ]
         job.status = "running"
         job.started_at = self.now
-        self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, at=self.now))
+        self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, run_attempt=self.state.attempt, at=self.now))
         for instance_id, combo, agent in combos:
             label = ", ".join(str(v) for v in (combo or {}).values())
             self.state.jobs[instance_id] = JobState(
@@ -400,7 +415,7 @@ class _Run:
     def _start_job(self, job: JobState) -> None:
         job.status = "running"
         job.started_at = self.now
-        self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, at=self.now))
+        self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, run_attempt=self.state.attempt, at=self.now))
         try:
             minutes = self._job_timeout(job)
         except ValueError as error:
@@ -465,7 +480,9 @@ class _Run:
     def _complete_job(self, job: JobState, result: str) -> None:
         job.status = result  # type: ignore[assignment]
         job.finished_at = self.now
-        self.effects.event(JobCompleted(run_id=self.state.run_id, job_id=job.id, result=result, at=self.now))
+        self.effects.event(JobCompleted(
+            run_id=self.state.run_id, job_id=job.id, result=result, run_attempt=self.state.attempt, at=self.now,
+        ))
         if job.parent is not None:
             self._instance_done(self.state.jobs[job.parent], job)
 

@@ -1,0 +1,156 @@
+"""Runs on a fleet: three real agents in group ``web``, two in ``db``.
+
+- every step of a job runs on one agent, so files and ``$WATERFLOW_ENV`` carry from step to step;
+- an agent killed (-9) while it holds a job fails that job with the reason, and a run retry runs
+  the whole job again on another agent;
+- a retry of a failed fan-out, right after the failure, re-runs only the failed server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from waterflow import Client
+from waterflow.embedded import Stack
+
+from test_agents import poll, wait_status
+
+WEB = ("web-1", "web-2", "web-3")
+DB = ("db-1", "db-2")
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = Stack(data_dir=tmp_path_factory.mktemp("fleet"), agent_groups=("local",),
+                  env={"WATERFLOW_LOST_AGENT_CHECK_INTERVAL": "0.5"})
+    stack.start()
+    client = Client(stack.api_url)
+    for name in WEB:
+        stack.start_agent(name, ["web"], WATERFLOW_HEARTBEAT_INTERVAL="0.5")
+    for name in DB:
+        stack.start_agent(name, ["db"], WATERFLOW_HEARTBEAT_INTERVAL="0.5")
+    for name in WEB + DB:
+        wait_status(client, name, "healthy")
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def client(fleet: Stack) -> Client:
+    return Client(fleet.api_url)
+
+
+BUILD_THEN_USE = """
+name: affinity
+jobs:
+  build:
+    runs-on: web
+    steps:
+      - run: echo "artifact of $WATERFLOW_RUN_ID" > artifact.txt
+      - run: echo "APP_PORT=8080" >> "$WATERFLOW_ENV"
+      - run: grep -q "$WATERFLOW_RUN_ID" artifact.txt && test "$APP_PORT" = 8080
+      - uses: env/set@v1
+        with: {env: {STAGE: three}}
+      - run: test "$STAGE" = three && cat artifact.txt
+  migrate:
+    runs-on: db
+    needs: build
+    steps:
+      - run: touch db-marker
+      - run: test -f db-marker
+"""
+
+
+def agents_of(state: dict) -> dict[str, set[str]]:
+    return {job_id: {s["agent"] for s in job["steps"] if s.get("agent")} for job_id, job in state["jobs"].items()}
+
+
+def test_every_step_of_a_job_runs_on_the_agent_that_took_the_job(client: Client) -> None:
+    run_ids = [client.submit(BUILD_THEN_USE)["id"] for _ in range(9)]
+    used: set[str] = set()
+    for run_id in run_ids:
+        state = client.wait(run_id, timeout=120)
+        assert state["status"] == "succeeded", state
+        agents = agents_of(state)
+        assert len(agents["build"]) == 1 and agents["build"] <= set(WEB), agents
+        assert len(agents["migrate"]) == 1 and agents["migrate"] <= set(DB), agents
+        used |= agents["build"]
+    assert used, "no agent recorded"
+
+
+SLOW_SECOND_STEP = """
+name: lost-agent
+jobs:
+  deploy:
+    runs-on: web
+    steps:
+      - run: echo one > state.txt
+      - run: if [ -f "{marker}" ]; then sleep 60; fi; cat state.txt
+      - run: echo done
+"""
+
+
+def test_an_agent_killed_mid_job_fails_the_job_with_the_reason_and_a_retry_runs_it_again(
+    fleet: Stack, client: Client, tmp_path: Path,
+) -> None:
+    marker = tmp_path / "hold"
+    marker.touch()
+    run_id = client.submit(SLOW_SECOND_STEP.replace("{marker}", str(marker)))["id"]
+
+    def second_step_agent() -> str | None:
+        step = client.get(run_id)["jobs"]["deploy"]["steps"][1]
+        return step["agent"] if step["status"] == "running" else None
+
+    victim = poll(second_step_agent, 60, "the second step to run")
+    fleet.kill(victim)
+    marker.unlink()
+    state = client.wait(run_id, timeout=60)
+    job = state["jobs"]["deploy"]
+    assert state["status"] == "failed" and job["status"] == "failed"
+    assert victim in job["error"] and "lost communication" in job["error"], job
+    assert job["steps"][2]["status"] == "skipped"  # never sent to the dead agent
+
+    client.retry(run_id)
+    state = client.wait(run_id, timeout=60, attempt=2)
+    assert state["status"] == "succeeded", state
+    steps = state["jobs"]["deploy"]["steps"]
+    assert len({s["agent"] for s in steps}) == 1 and steps[0]["agent"] != victim
+    assert [s["attempt"] for s in steps] == [2, 2, 1]  # the whole job ran again, attempts numbered on
+    fleet.start_agent(victim, ["web"], WATERFLOW_HEARTBEAT_INTERVAL="0.5")
+    wait_status(client, victim, "healthy")
+
+
+FAN_OUT = """
+name: fan-out-retry
+jobs:
+  check:
+    runs-on: {group: db, each: true}
+    steps:
+      - run: echo "checking $WATERFLOW_AGENT"
+      - run: test "$WATERFLOW_AGENT" != db-2 || test -f "{marker}"
+"""
+
+
+def test_retry_of_a_fan_out_right_after_the_failure_reruns_only_the_failed_server(
+    client: Client, tmp_path: Path,
+) -> None:
+    marker = tmp_path / "fixed"
+    run_id = client.submit(FAN_OUT.replace("{marker}", str(marker)))["id"]
+    state = client.wait(run_id, timeout=60)
+    assert state["status"] == "failed"
+    assert state["jobs"]["check-db-1"]["status"] == "succeeded" and state["jobs"]["check-db-2"]["status"] == "failed"
+    marker.touch()
+    client.retry(run_id)
+    state = client.wait(run_id, timeout=60, attempt=2)
+    assert state["status"] == "succeeded", state
+    db1, db2 = state["jobs"]["check-db-1"]["steps"], state["jobs"]["check-db-2"]["steps"]
+    assert [s["attempt"] for s in db1] == [1, 1]  # the server that succeeded was not run again
+    assert [s["attempt"] for s in db2] == [1, 2]
+    events = client.events(run_id)
+    second_try = [e for e in events if e["type"] == "step.succeeded" and e["job_id"] == "check-db-2" and e["attempt"] == 2]
+    assert len(second_try) == 1
+    started = [e for e in events if e["type"] == "job.started" and e["job_id"] == "check-db-2"]
+    assert [e.get("run_attempt", 1) for e in started] == [1, 2]
