@@ -22,6 +22,7 @@ from nats.js.errors import NotFoundError
 from waterflow_common import bus, subjects
 from waterflow_common.agents import kv_stream
 from waterflow_common.auth import agent_inbox_prefix
+from waterflow_common.limits import MAX_STEP_RESULT_BYTES
 from waterflow_common.log import get_logger
 from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
 from waterflow_common.secrets import mask, mask_mapping
@@ -36,6 +37,8 @@ from .runner import step_environment, watch_children_with_pidfd
 log = get_logger("waterflow.agent")
 _task_decoder = msgspec.json.Decoder(StepTask)
 _cancel_decoder = msgspec.json.Decoder(CancelStep)
+MAX_ERROR_CHARS = 4000
+"""Characters of a step's error message kept in its result (the log has the rest)."""
 STUCK_CHECK_INTERVAL = 15.0
 """Seconds of empty fetches after which the puller asks the consumer whether tasks are pending."""
 
@@ -234,13 +237,23 @@ class Agent:
                 await msg.nak()
                 return
             result_type = StepSucceeded if result.succeeded else StepFailed
-            await self._publish(result_type(
+            event: StepSucceeded | StepFailed = result_type(
                 run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
                 agent=self.name, exit_code=result.exit_code, outputs=mask_mapping(result.outputs, task.mask),
-                error=f"cancelled: {reasons[0]}" if reasons else (result.error and mask(result.error, task.mask)),
+                error=f"cancelled: {reasons[0]}" if reasons else (result.error and mask(result.error[:MAX_ERROR_CHARS], task.mask)),
                 started_at=started_at, cancelled=bool(reasons),
                 **({} if result.succeeded else {"retryable": result.retryable}),
-            ))
+            )
+            size = len(encode(event))
+            if size > MAX_STEP_RESULT_BYTES:
+                # Too big for one NATS message: it would never be stored and the run would hang.
+                event = StepFailed(
+                    run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
+                    agent=self.name, exit_code=result.exit_code, started_at=started_at, retryable=False,
+                    error=(f"the step's outputs are {size} bytes encoded, over the limit of {MAX_STEP_RESULT_BYTES}: "
+                           "pass large data as a file (file/upload) and its name as the output"),
+                )
+            await self._publish(event)
             bound.info("step.finished", exit_code=result.exit_code, ok=result.succeeded)
             await msg.ack()
         finally:

@@ -114,7 +114,11 @@ def apply(
     """
     run = _Run(state, plan, Effects(state, now or utcnow()), directory or {}, secrets or {})
     run.defined_groups = defined_groups
-    run.apply(event, blocked_by)
+    try:
+        run.apply(event, blocked_by)
+    except Exception as error:  # noqa: BLE001 - no rule may leave a run wedged: end it with the reason
+        reason = mask(f"internal error while applying {event.type}: {type(error).__name__}: {error}", (secrets or {}).values())
+        return fail_run(state, reason, now)
     return run.effects.outgoing
 
 
@@ -319,7 +323,11 @@ class _Run:
     # --- job level ---------------------------------------------------------------------------
     def _start_or_skip_job(self, job: JobState) -> None:
         job_plan = self.plan.jobs[job.job]
-        ctx = contexts.job_contexts(self.state, self.plan, job_plan, secrets=self.secrets)
+        try:
+            ctx = contexts.job_contexts(self.state, self.plan, job_plan, secrets=self.secrets)
+        except ExpressionError as error:
+            self._fail_job(job, mask(f"env: {error}", self.secrets.values()))
+            return
         try:
             run_it = evaluate_condition(job_plan.if_ or "", ctx, status=contexts.job_status(self.state, self.plan, job_plan))
         except ExpressionError as error:
@@ -441,7 +449,11 @@ class _Run:
             if step.status in IN_PROGRESS:
                 return
             step_plan = job_plan.steps[step.index]
-            ctx = contexts.step_contexts(self.state, self.plan, job, step, self.secrets)
+            try:
+                ctx = contexts.step_contexts(self.state, self.plan, job, step, self.secrets)
+            except ExpressionError as error:
+                self._fail_without_running(job, step, f"env: {error}")
+                continue
             try:
                 run_it = evaluate_condition(step_plan.if_ or "", ctx, status=contexts.step_status(self.state, job))
             except ExpressionError as error:
@@ -467,9 +479,14 @@ class _Run:
             result = "cancelled"
         else:
             result = "succeeded"
-        ctx = contexts.job_contexts(self.state, self.plan, job_plan, job, self.secrets)
-        ctx["steps"] = contexts.steps_context(job, len(job.steps))
-        for name, template in job_plan.outputs.items():
+        try:
+            ctx = contexts.job_contexts(self.state, self.plan, job_plan, job, self.secrets)
+        except ExpressionError as error:
+            ctx = None
+            job.error = job.error or f"env: {error}"
+            result = "failed"
+        for name, template in job_plan.outputs.items() if ctx is not None else ():
+            ctx["steps"] = contexts.steps_context(job, len(job.steps))
             try:
                 job.outputs[name] = evaluate_value(template, ctx)
             except ExpressionError as error:
@@ -611,8 +628,8 @@ class _Run:
     def _dispatch(self, job: JobState, step: StepState, ctx: dict[str, object] | None = None) -> bool:
         job_plan = self.plan.jobs[job.job]
         step_plan = job_plan.steps[step.index]
-        ctx = ctx or contexts.step_contexts(self.state, self.plan, job, step, self.secrets)
         try:
+            ctx = ctx or contexts.step_contexts(self.state, self.plan, job, step, self.secrets)
             concrete = msgspec.structs.replace(
                 step_plan,
                 run=None if step_plan.run is None else render(step_plan.run, ctx),
@@ -667,27 +684,43 @@ def _minutes(value: float | str | None, contexts_of: Callable[[], Mapping[str, o
     return minutes or None
 
 
-def fail_oversized(state: RunState, size: int, limit: int) -> list[Outgoing]:
-    """The run's state no longer fits in one NATS message: end the run as failed, say why, and
-    drop the per-attempt history so that this last state fits (running steps are left to finish
-    on their agents; their results are ignored)."""
-    effects = Effects(state, utcnow())
-    state.error = (
-        f"the run's state grew to {size} bytes, over the NATS max_payload of {limit}: split the workflow "
-        "(e.g. into called workflows) or raise max_payload in the NATS server configuration"
-    )
+def fail_run(state: RunState, reason: str, now: datetime | None = None, keep_history: bool = True) -> list[Outgoing]:
+    """End a run that cannot go on (a rule failed, its state outgrew NATS) as failed, with the
+    reason: steps running on agents are told to stop, everything unfinished is failed or
+    skipped, and ``run.completed`` is published. Whatever the failed attempt had decided is
+    dropped (it is the state that could not be advanced)."""
+    effects = Effects(state, now or utcnow())
+    state.error = reason
     for job in state.jobs.values():
         if job.status not in TERMINAL:
             job.status = "failed"
+            job.error = job.error or reason
             job.finished_at = effects.now
         for step in job.steps:
-            step.attempts = []
-            if step.status not in TERMINAL:
+            if not keep_history:
+                step.attempts = []
+            if step.status in IN_PROGRESS:
+                if step.agent and step.agent != "scheduler":
+                    effects.cancel_step(step.agent, job, step, reason)
+                step.status = "cancelled"
+                step.cancel_requested = True
+                step.finished_at = effects.now
+            elif step.status not in TERMINAL:
                 step.status = "skipped"
     state.status = "failed"
     state.finished_at = effects.now
     effects.event(RunCompleted(run_id=state.run_id, status="failed", attempt=state.attempt, at=effects.now))
     return effects.outgoing
+
+
+def fail_oversized(state: RunState, size: int, limit: int) -> list[Outgoing]:
+    """The run's state no longer fits in one NATS message: end the run as failed, say why, and
+    drop the per-attempt history so that this last state fits (running steps are told to stop;
+    results that still come are ignored)."""
+    return fail_run(state, (
+        f"the run's state grew to {size} bytes, over the NATS max_payload of {limit}: split the workflow "
+        "(e.g. into called workflows) or raise max_payload in the NATS server configuration"
+    ), keep_history=False)
 
 
 def hash_index(key: str, size: int) -> int:

@@ -55,6 +55,9 @@ from .concurrency import ConcurrencyGroups
 log = get_logger("waterflow.scheduler")
 
 MAX_CONFLICT_RETRIES = 50
+POISON_AFTER = 5
+"""Deliveries of an event that fails every time after which its run is ended failed (a poison
+event: a message too large for NATS, a state that cannot be read)."""
 DIRECTORY_MAX_AGE = 2.0
 """Seconds a group's list of healthy agents is reused: every event of a run with a fan-out
 needs it, and reading a thousand agents' records each time made a 1000-agent fan-out crawl.
@@ -118,6 +121,48 @@ class Scheduler:
             self._states.pop(event.run_id, None)
             self._secret_names.pop(event.run_id, None)
             self._locks.pop(event.run_id, None)
+
+    async def handle_failure(self, msg: Msg, error: Exception) -> None:
+        """An event that could not be handled: try again later (NATS may be away), but never
+        forever. After POISON_AFTER deliveries the run is ended failed with the reason and the
+        event is dropped, so one bad run cannot keep a scheduler busy or its log growing."""
+        reason = f"{type(error).__name__}: {error}"[:500]
+        delivered = msg.metadata.num_delivered or 1
+        run_id = subjects.run_id_of(msg.subject)
+        if delivered < POISON_AFTER:
+            log.warning("event.failed", subject=msg.subject, delivered=delivered, error=reason)
+            try:
+                await msg.nak(delay=min(2.0 ** delivered, 30.0))
+            except Exception:
+                pass
+            return
+        log.error("event.poison", subject=msg.subject, delivered=delivered, error=reason)
+        try:
+            await self.fail_run(run_id, f"the scheduler could not apply an event of this run ({msg.subject}): {reason}")
+        except Exception as fail_error:
+            log.error("event.poison_run_not_failed", run_id=run_id, error=str(fail_error) or type(fail_error).__name__)
+        try:
+            await msg.term()
+        except Exception:
+            pass
+
+    async def fail_run(self, run_id: str, reason: str) -> None:
+        """End a run failed with ``reason``, whatever its outbox held (it may be what failed)."""
+        async with self._locks[run_id]:
+            self._states.pop(run_id, None)
+            plan = await self.plan(run_id)
+            for _ in range(MAX_CONFLICT_RETRIES):
+                stored = await self.store.load(run_id, plan)
+                if stored is None or stored.state.finished:
+                    return
+                state = stored.state
+                state.outbox = machine.fail_run(state, reason)
+                try:
+                    await self._save(stored, state, state.outbox)
+                except WriteConflict:
+                    continue
+                await self._publish_outbox(state)
+                return
 
     async def _apply(self, event: Event) -> tuple[RunState, list[Outgoing]]:
         """Apply the event under optimistic concurrency; return the state and what it decided."""
@@ -311,11 +356,7 @@ async def _handle_batch(scheduler: Scheduler, msgs: list[Msg]) -> None:
         for msg in run_msgs:
             try:
                 await scheduler.handle(msg)
-            except Exception:
-                log.exception("event.failed", subject=msg.subject)
-                try:
-                    await msg.nak(delay=1.0)
-                except Exception:
-                    pass
+            except Exception as error:
+                await scheduler.handle_failure(msg, error)
 
     await asyncio.gather(*(one_run(m) for m in by_run.values()))

@@ -242,7 +242,7 @@ def test_an_oversized_run_fails_with_a_reason() -> None:
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
     out = machine.fail_oversized(state, 2_000_000, 1_048_576)
     assert state.status == "failed" and "max_payload" in state.error
-    assert [s.status for s in state.jobs["j"].steps] == ["skipped", "skipped"]
+    assert [s.status for s in state.jobs["j"].steps] == ["cancelled", "skipped"]  # the queued one never starts
     assert out[-1].subject == "wf.events.r1.run.completed"
 
 

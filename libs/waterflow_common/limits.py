@@ -1,0 +1,29 @@
+"""Every bound on what users (and agents) may send, in one place: names, sizes, counts, floors.
+
+Each limit is checked at the edge where the value comes in (compiler, API, agent) and a value
+over it is a diagnostic with line and column, an RFC 7807 400, or a failed step saying which
+limit was hit — never a 500, a closed connection or a run that hangs. docs/reference/limits.md
+lists them; ``tests/unit/test_limits.py`` keeps that table and this module in agreement.
+"""
+
+from __future__ import annotations
+
+MAX_NAME_LENGTH = 128
+"""Characters in a server group, job, step, input, output, secret, agent or trigger name: each
+may end up in a NATS subject, whose control line the server bounds (4 KB by default)."""
+
+MAX_RUN_ID_LENGTH = 64
+"""Characters in a run id in a URL path (ids are generated; longer ones cannot exist)."""
+
+MAX_STEP_RESULT_BYTES = 512 * 1024
+"""Encoded bytes of one step's result (its outputs, error): it must fit in one NATS message
+(``max_payload``, 1 MB by default) with room to spare; a step over it fails, saying so."""
+
+MAX_MATRIX_COMBINATIONS = 256
+"""Jobs one matrix may expand to (GitHub's limit), checked before expanding."""
+
+MIN_RETRY_INTERVAL_SECONDS = 1.0
+"""Floor of a retry's ``initial-interval`` and ``max-interval``: ``0s`` would retry in a tight loop."""
+
+MAX_DURATION_TEXT = 64
+"""Characters of a duration (``1h30m``) or cron expression."""

@@ -1,0 +1,83 @@
+"""No event can wedge a run: an expression that fails wherever the scheduler evaluates it ends
+the affected step or job with the reason, and any other error while applying an event ends the
+run failed with the reason (running steps are told to stop)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from waterflow_common.messages import RunCancelRequested, RunCreated, StepStarted, StepSucceeded
+from waterflow_common.plan import JobPlan, Plan, StepPlan
+from waterflow_common.state import TERMINAL, initial_state
+from waterflow_scheduler import machine
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+FAILING = [
+    "${{ hashFiles('*.lock') }}",
+    "${{ fromJSON('not json') }}",
+    "${{ fromJSON('{\"a\":') }}",
+    "${{ format('{0', 1) }}",
+    "${{ format('{1}', 1) }}",
+    "${{ toJSON(fromJSON('[1') ) }}",
+]
+
+
+def run(*jobs: JobPlan, env: dict[str, str] | None = None):
+    plan = Plan(name="t", jobs={j.id: j for j in jobs}, env=env or {})
+    state = initial_state("r1", plan, NOW)
+    return plan, state
+
+
+@pytest.mark.parametrize("expression", FAILING)
+@pytest.mark.parametrize("where", ["step env", "job env", "run", "with", "step if", "job if", "job output", "workflow env"])
+def test_a_failing_expression_anywhere_ends_the_run_with_the_reason(expression: str, where: str) -> None:
+    step_kw: dict = {}
+    job_kw: dict = {}
+    env = None
+    if where == "step env":
+        step_kw["env"] = {"X": expression}
+    elif where == "job env":
+        job_kw["env"] = {"X": expression}
+    elif where == "run":
+        step_kw["run"] = f"echo {expression}"
+    elif where == "with":
+        step_kw.update(uses="http@v1", with_={"url": expression})
+    elif where == "step if":
+        step_kw["if_"] = expression
+    elif where == "job if":
+        job_kw["if_"] = expression
+    elif where == "job output":
+        job_kw["outputs"] = {"o": expression}
+    else:
+        env = {"X": expression}
+    step_kw.setdefault("run", "echo ok") if "uses" not in step_kw else None
+    plan, state = run(JobPlan(id="j", name="j", runs_on="g", steps=(StepPlan(index=0, name="s", **step_kw),), **job_kw),
+                      env=env)
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    if not state.finished:  # the step was dispatched: its result ends the job
+        machine.apply(state, plan, StepSucceeded(run_id="r1", job_id="j", step_index=0, attempt=1, agent="a"), NOW)
+    assert state.status == "failed", where
+    job = state.jobs["j"]
+    reasons = " ".join(filter(None, [state.error, job.error, *(s.error or "" for s in job.steps)]))
+    assert reasons.strip(), "no reason given"
+    assert all(s.status in TERMINAL for s in job.steps)
+
+
+def test_an_internal_error_ends_the_run_failed_and_stops_running_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan, state = run(JobPlan(id="j", name="j", runs_on="g", steps=(StepPlan(index=0, name="s", run="sleep 100"),
+                                                                    StepPlan(index=1, name="t", run="echo"))))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    machine.apply(state, plan, StepStarted(run_id="r1", job_id="j", step_index=0, attempt=1, agent="web-1"), NOW)
+
+    def broken(self, event, blocked_by=None):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(machine._Run, "apply", broken)
+    out = machine.apply(state, plan, RunCancelRequested(run_id="r1", reason="x"), NOW)
+    assert state.status == "failed" and "KeyError" in (state.error or "")
+    assert [o.subject for o in out if not o.stored] == ["wf.control.agent.web-1"]
+    assert any(o.subject.endswith(".run.completed") for o in out)
+    assert [s.status for s in state.jobs["j"].steps] == ["cancelled", "skipped"]
