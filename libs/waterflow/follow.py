@@ -39,6 +39,10 @@ def follow_run(client: Client, run_id: str, console: Console) -> dict[str, Any]:
         kind = item["type"]
         if kind == "job.started":
             console.print(f"[bold]▶ job {item['job_id']}[/]")
+        elif kind == "job.waiting":
+            console.print(f"  [yellow]…[/] {item['job_id']} waiting: {escape(item['reason'])} "
+                          f"[dim](fails after {item['queue_timeout_minutes']:g} min; start an agent with "
+                          f"--group {escape(item['group'])})[/]")
         elif kind == "step.started":
             name = name_of(item["job_id"], item["step_index"])
             attempt = f" (attempt {item['attempt']})" if item["attempt"] > 1 else ""

@@ -43,7 +43,7 @@ from .agents import AgentInfo, labels_match
 from .errors import UserError
 from .log import get_logger
 
-__all__ = ["FileGroupProvider", "GroupDefinition", "ServerGroupProvider", "load_provider", "parse_definitions"]
+__all__ = ["FileGroupProvider", "Fleet", "GroupDefinition", "ServerGroupProvider", "load_provider", "parse_definitions"]
 
 log = get_logger("waterflow.groups")
 
@@ -200,3 +200,39 @@ def load_provider(setting: str | None) -> ServerGroupProvider:
             raise UserError(f"{setting!r} is not a waterflow_common.groups.ServerGroupProvider subclass")
         return provider
     return FileGroupProvider(setting)
+
+
+class Fleet:
+    """The healthy agents as a scheduler saw them at one moment, and who of them may run a job.
+
+    Built once from one listing of ``wf_agents`` (the scheduler reuses it for a couple of
+    seconds) so that the pure state machine can ask, for any group named at run time (also one
+    that came from an expression), which agents are healthy members, without I/O.
+    """
+
+    def __init__(self, agents: Sequence[AgentInfo], provider: ServerGroupProvider | None = None) -> None:
+        self.agents = list(agents)
+        self.provider = provider or ServerGroupProvider()
+        self._answers: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+
+    @classmethod
+    def of(cls, groups: dict[str, Sequence[str]]) -> Fleet:
+        """A fleet from ``{group: [agent names]}`` (tests, tools)."""
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC)
+        by_name: dict[str, list[str]] = {}
+        for group, names in groups.items():
+            for name in names:
+                by_name.setdefault(name, []).append(group)
+        return cls([AgentInfo(name=n, groups=tuple(g), started_at=now, heartbeat_at=now) for n, g in by_name.items()])
+
+    def healthy(self, group: str, labels: Sequence[str] = ()) -> list[str]:
+        """Names of the healthy members of ``group`` having every label, sorted."""
+        key = (group, tuple(labels))
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = sorted(
+                a.name for a in self.provider.members(group, self.agents) if labels_match(a.labels, labels)
+            )
+        return answer

@@ -115,6 +115,21 @@ class JobCompleted(EventBase, frozen=True, kw_only=True, tag="job.completed"):
         return f"{self.run_id}:{self.job_id}:{self.run_attempt}:{self.type}"
 
 
+class JobWaiting(EventBase, frozen=True, kw_only=True, tag="job.waiting"):
+    """History: a job's step is queued for a group that has no healthy agent now; it runs when
+    one comes, or fails when ``queue_timeout_minutes`` pass first."""
+
+    job_id: str
+    step_index: int
+    attempt: int
+    group: str
+    reason: str
+    queue_timeout_minutes: float
+
+    def msg_id(self) -> str:
+        return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.attempt}:{self.type}"
+
+
 class _StepAttemptEvent(EventBase, frozen=True, kw_only=True):
     job_id: str
     step_index: int
@@ -246,6 +261,7 @@ Event = (
     RunCreated
     | JobStarted
     | JobCompleted
+    | JobWaiting
     | StepDispatched
     | StepStarted
     | StepSucceeded

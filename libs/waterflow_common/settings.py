@@ -56,6 +56,8 @@ class SchedulerSettings(NatsSettings, kw_only=True):
     batch_size: int = 64
     lost_agent_check_interval: float = 5.0
     """Seconds between checks for agents that went silent with steps only they could run."""
+    queue_timeout_minutes: float = 24 * 60.0
+    """How long a job waits for a healthy agent of its group before it fails (GitHub: 24 h)."""
     otel_endpoint: str | None = None
     """OTLP/HTTP endpoint for traces, e.g. ``http://tempo:4318`` (spans go to ``/v1/traces``)."""
     otel_file: str | None = None

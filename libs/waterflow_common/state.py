@@ -92,6 +92,9 @@ class JobState(msgspec.Struct, kw_only=True):
     affinity: bool = False
     """``agent`` was learned from the first step's result (not fixed by fan-out or a group
     definition): a run retry may choose another agent if this one was lost."""
+    waiting: str | None = None
+    """Why the job's queued step has not started (no healthy agent in its group); cleared when
+    an agent takes it."""
     lost_agent: str | None = None
     """The agent this job lost (stopped heartbeating with the job's workspace)."""
     outputs: dict[str, object] = {}

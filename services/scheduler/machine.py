@@ -22,12 +22,14 @@ import msgspec
 
 from waterflow_common import subjects
 from waterflow_common.durations import DURATION_HINT, parse_duration
+from waterflow_common.groups import Fleet
 from waterflow_common.expressions import ExpressionError, evaluate_condition, evaluate_value, is_truthy, render
 from waterflow_common.messages import (
     CancelStep,
     Event,
     JobCompleted,
     JobStarted,
+    JobWaiting,
     RunCancelRequested,
     RunCompleted,
     RunCreated,
@@ -54,8 +56,10 @@ from . import contexts
 IN_PROGRESS = frozenset({"dispatched", "running", "retrying"})
 SLEEP_NODE = "sleep"
 
-Directory = Mapping[str, Sequence[str]]
-"""Healthy agents by server group, as the scheduler last saw them (for fan-out)."""
+Directory = Fleet | Mapping[str, Sequence[str]]
+"""Healthy agents, as the scheduler last saw them (a Fleet; a mapping group -> names in tests)."""
+DEFAULT_QUEUE_TIMEOUT_MINUTES = 24 * 60.0
+"""How long a job waits for an agent of its group before it fails (GitHub queues 24 h)."""
 
 
 class Effects:
@@ -105,15 +109,19 @@ def apply(
     blocked_by: str | None = None,
     secrets: Mapping[str, str] | None = None,
     defined_groups: frozenset[str] = frozenset(),
+    queue_timeout_minutes: float = DEFAULT_QUEUE_TIMEOUT_MINUTES,
 ) -> list[Outgoing]:
     """Apply ``event`` to ``state`` in place; return what must be published because of it.
 
+    ``directory``: the healthy agents (None: unknown, so no job is reported waiting for one).
     ``blocked_by``: for run.created/run.unblocked, the run holding this run's concurrency group
     (the scheduler asked the group's slot before calling). ``defined_groups``: groups that exist
     only as definitions (server-groups.yml): their jobs go to one member agent's own subject.
     """
-    run = _Run(state, plan, Effects(state, now or utcnow()), directory or {}, secrets or {})
+    fleet = directory if isinstance(directory, Fleet) or directory is None else Fleet.of(dict(directory))
+    run = _Run(state, plan, Effects(state, now or utcnow()), fleet, secrets or {})
     run.defined_groups = defined_groups
+    run.queue_timeout_minutes = queue_timeout_minutes
     try:
         run.apply(event, blocked_by)
     except Exception as error:  # noqa: BLE001 - no rule may leave a run wedged: end it with the reason
@@ -124,13 +132,18 @@ def apply(
 
 class _Run:
     defined_groups: frozenset[str] = frozenset()
+    queue_timeout_minutes: float = DEFAULT_QUEUE_TIMEOUT_MINUTES
 
-    def __init__(self, state: RunState, plan: Plan, effects: Effects, directory: Directory, secrets: Mapping[str, str]) -> None:
+    def __init__(self, state: RunState, plan: Plan, effects: Effects, fleet: Fleet | None, secrets: Mapping[str, str]) -> None:
         self.state = state
         self.plan = plan
         self.effects = effects
-        self.directory = directory
+        self.fleet = fleet
         self.secrets = secrets
+
+    def healthy(self, group: str, job_plan: JobPlan) -> list[str]:
+        """The healthy agents of ``group`` with the job's labels (none if unknown)."""
+        return self.fleet.healthy(group, job_plan.labels) if self.fleet is not None else []
 
     @property
     def now(self) -> datetime:
@@ -190,12 +203,13 @@ class _Run:
             step.status = "running"
             step.agent = event.agent
             step.started_at = event.at
+            job.waiting = None
             if step.cancel_requested:
                 self.effects.cancel_step(event.agent, job, step, "run cancelled")
-        elif step.status == "cancelled" and step.agent is None:
-            # Cancelled while queued, but an agent took the task anyway: tell it to stop.
+        elif step.status in TERMINAL and step.cancel_requested and step.agent is None:
+            # Ended while queued (cancel, queue timeout), but an agent took the task anyway.
             step.agent = event.agent
-            self.effects.cancel_step(event.agent, job, step, "run cancelled")
+            self.effects.cancel_step(event.agent, job, step, step.error or "run cancelled")
 
     def _step_result(self, event: StepSucceeded | StepFailed) -> None:
         found = self._find(event.job_id, event.step_index)
@@ -239,6 +253,11 @@ class _Run:
         if event.kind == "job-timeout":
             if job.error is None:
                 self._job_timed_out(job)
+            return
+        if event.kind == "queue-timeout":
+            found = self._find(job.id, event.step_index)
+            if found is not None and found[1].attempt == event.attempt and found[1].status == "dispatched":
+                self._queue_timed_out(job, found[1])
             return
         found = self._find(job.id, event.step_index)
         if found is None or found[1].attempt != event.attempt:
@@ -343,7 +362,7 @@ class _Run:
             return
         job.runs_on = group
         if group in self.defined_groups and not job_plan.each and not job.is_aggregate:
-            members = sorted(self.directory.get(group, ()))
+            members = self.healthy(group, job_plan)
             if not members:
                 self._fail_job(job, f"no healthy agent in server group {group!r}")
                 return
@@ -370,7 +389,7 @@ class _Run:
             self._fill_slots(job)
             return
         if job_plan.each:
-            agents = sorted(self.directory.get(job.runs_on, ()))
+            agents = self.healthy(job.runs_on, job_plan)
             if not agents:
                 self._fail_job(job, f"no healthy agent in server group {job.runs_on!r} to fan out to")
                 return
@@ -388,7 +407,7 @@ class _Run:
             if not matrix:
                 self._fail_job(job, "strategy.matrix expanded to no combinations")
                 return
-            members = sorted(self.directory.get(job.runs_on, ())) if job.runs_on in self.defined_groups else []
+            members = self.healthy(job.runs_on, job_plan) if job.runs_on in self.defined_groups else []
             if job.runs_on in self.defined_groups and not members:
                 self._fail_job(job, f"no healthy agent in server group {job.runs_on!r}")
                 return
@@ -538,6 +557,20 @@ class _Run:
                 step.status = "skipped"
         self._complete_job(job, "failed")
 
+    def _queue_timed_out(self, job: JobState, step: StepState) -> None:
+        """No agent took the job's queued step in time: fail the job with the waiting reason."""
+        waited = (self.now - (step.dispatched_at or self.now)).total_seconds() / 60
+        reason = (f"{job.waiting or f'no agent of group {job.runs_on!r} took the job'}; "
+                  f"gave up after {waited:.3g} minutes in the queue")
+        step.cancel_requested = True  # an agent that takes the task after all is told to stop
+        step.error = reason
+        step.finished_at = self.now
+        self._conclude(job, step, "failure")
+        job.waiting = None
+        self._fail_job(job, reason)
+        self.continue_job(job)
+        self.advance()
+
     def _job_timed_out(self, job: JobState) -> None:
         try:
             minutes = self._job_timeout(job)
@@ -661,7 +694,19 @@ class _Run:
         self.effects.task(task, job.agent)
         self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
                                           attempt=step.attempt, group=job.runs_on, at=self.now))
+        if job.agent is None and self.fleet is not None and not self.healthy(job.runs_on, job_plan):
+            self._wait_for_agent(job, step)
         return True
+
+    def _wait_for_agent(self, job: JobState, step: StepState) -> None:
+        """The task is queued for a group with no healthy agent: say so, and bound the wait."""
+        job.waiting = f"no healthy agent in group {job.runs_on!r}"
+        self.effects.event(JobWaiting(
+            run_id=self.state.run_id, job_id=job.id, step_index=step.index, attempt=step.attempt, group=job.runs_on,
+            reason=job.waiting, queue_timeout_minutes=self.queue_timeout_minutes, at=self.now,
+        ))
+        self.effects.timer("queue-timeout", self.now + timedelta(minutes=self.queue_timeout_minutes),
+                           job=job.id, step=step.index, attempt=step.attempt)
 
 
 def _minutes(value: float | str | None, contexts_of: Callable[[], Mapping[str, object]]) -> float | None:

@@ -40,8 +40,8 @@ from waterflow_common.messages import (
     encode,
 )
 from waterflow_common.plan import Plan
-from waterflow_common.agents import fail_lost_steps, healthy_agents
-from waterflow_common.groups import load_provider
+from waterflow_common.agents import fail_lost_steps, list_agents
+from waterflow_common.groups import Fleet, load_provider
 from waterflow_common.pulling import Puller
 from waterflow_common.secrets import KvSecretProvider, SecretProvider
 from waterflow_common.telemetry import RunTracer
@@ -59,8 +59,8 @@ POISON_AFTER = 5
 """Deliveries of an event that fails every time after which its run is ended failed (a poison
 event: a message too large for NATS, a state that cannot be read)."""
 DIRECTORY_MAX_AGE = 2.0
-"""Seconds a group's list of healthy agents is reused: every event of a run with a fan-out
-needs it, and reading a thousand agents' records each time made a 1000-agent fan-out crawl.
+"""Seconds a listing of the healthy agents is reused: every dispatch needs it, and reading a
+thousand agents' records each time made a 1000-agent fan-out crawl.
 Health itself is only known to a heartbeat (5 s), so this adds little staleness."""
 
 
@@ -83,8 +83,8 @@ class Scheduler:
         self._states: dict[str, StoredRun] = {}
         """run id -> the state this scheduler last wrote (or read) for the run."""
         self._published: set[str] = set()
-        self._directories: dict[tuple[str, tuple[str, ...]], tuple[float, list[str]]] = {}
-        """(group, labels) -> (when read, healthy agents): read at most every DIRECTORY_MAX_AGE."""
+        self._fleet_cache: tuple[float, Fleet] | None = None
+        """(when read, the healthy agents): read at most every DIRECTORY_MAX_AGE seconds."""
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def plan(self, run_id: str) -> Plan:
@@ -180,8 +180,9 @@ class Scheduler:
             state = stored.state
             blocked_by = await self._admit(state, plan, event)
             outgoing = machine.apply(
-                state, plan, event, directory=await self._directory(plan), blocked_by=blocked_by,
+                state, plan, event, directory=await self._fleet(), blocked_by=blocked_by,
                 secrets=await self._secrets(event.run_id), defined_groups=frozenset(self.groups.definitions()),
+                queue_timeout_minutes=self.settings.queue_timeout_minutes,
             )
             state.outbox = self._prune(state) + outgoing
             try:
@@ -256,25 +257,15 @@ class Scheduler:
             names = self._secret_names[run_id] = contexts.referenced_secrets(entry.value or b"")
         return await self.secrets.get(names) if names else {}
 
-    async def _directory(self, plan: Plan) -> dict[str, list[str]]:
-        """Healthy agents of the groups this plan must address agent by agent: groups it fans
-        out to, and groups defined only in server-groups.yml (no agent pulls those by name)."""
-        defined = self.groups.definitions()
-        wanted = {(job.runs_on, job.labels) for job in plan.jobs.values() if job.each or job.runs_on in defined}
-        directory: dict[str, list[str]] = {}
+    async def _fleet(self) -> Fleet:
+        """The healthy agents (read at most every DIRECTORY_MAX_AGE seconds): whom a fan-out
+        targets, which member of a defined group runs a job, whether a group has anyone at all."""
         now = asyncio.get_running_loop().time()
-        for group, labels in wanted:
-            cached = self._directories.get((group, labels))
-            if cached is not None and now - cached[0] < DIRECTORY_MAX_AGE:
-                directory[group] = cached[1]
-                continue
-            try:
-                agents = await healthy_agents(self.js, group, labels, self.groups)
-            except ValueError:  # runs-on is an expression; resolved at run time
-                continue
-            directory[group] = [agent.name for agent in agents]
-            self._directories[(group, labels)] = (now, directory[group])
-        return directory
+        if self._fleet_cache is None or now - self._fleet_cache[0] >= DIRECTORY_MAX_AGE:
+            records = await list_agents(self.js)
+            fleet = Fleet([r.info for r in records if r.status == "healthy"], self.groups)
+            self._fleet_cache = (now, fleet)
+        return self._fleet_cache[1]
 
     def _prune(self, state: RunState) -> list[Outgoing]:
         """Keep outbox entries this scheduler has not published itself (someone else's, or new)."""

@@ -25,7 +25,7 @@ DB = ("db-1", "db-2")
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(data_dir=tmp_path_factory.mktemp("fleet"), agent_groups=("local",),
-                  env={"WATERFLOW_LOST_AGENT_CHECK_INTERVAL": "0.5"})
+                  env={"WATERFLOW_LOST_AGENT_CHECK_INTERVAL": "0.5", "WATERFLOW_QUEUE_TIMEOUT_MINUTES": "0.25"})
     stack.start()
     client = Client(stack.api_url)
     for name in WEB:
@@ -154,3 +154,52 @@ def test_retry_of_a_fan_out_right_after_the_failure_reruns_only_the_failed_serve
     assert len(second_try) == 1
     started = [e for e in events if e["type"] == "job.started" and e["job_id"] == "check-db-2"]
     assert [e.get("run_attempt", 1) for e in started] == [1, 2]
+
+
+NO_AGENT = """
+name: waits
+jobs:
+  build:
+    runs-on: {group}
+    steps:
+      - run: echo "ran on $WATERFLOW_AGENT"
+"""
+
+
+def test_a_job_for_a_group_without_agents_shows_why_it_waits_and_fails_after_the_queue_timeout(client: Client) -> None:
+    run_id = client.submit(NO_AGENT.replace("{group}", "nobody"))["id"]
+    waiting = poll(lambda: client.get(run_id)["jobs"]["build"].get("waiting"), 15, "the job to say it waits")
+    assert waiting == "no healthy agent in group 'nobody'"
+    state = client.wait(run_id, timeout=60)  # queue timeout 0.25 min in this stack
+    job = state["jobs"]["build"]
+    assert state["status"] == "failed" and "no healthy agent in group 'nobody'" in job["error"], job
+    assert "in the queue" in job["error"]
+    assert [e["type"] for e in client.events(run_id)].count("job.waiting") == 1
+
+
+def test_a_waiting_job_runs_as_soon_as_an_agent_of_its_group_starts(client: Client, fleet: Stack) -> None:
+    run_id = client.submit(NO_AGENT.replace("{group}", "late"))["id"]
+    poll(lambda: client.get(run_id)["jobs"]["build"].get("waiting"), 15, "the job to say it waits")
+    fleet.start_agent("late-1", ["late"], WATERFLOW_HEARTBEAT_INTERVAL="0.5")
+    state = client.wait(run_id, timeout=60)
+    assert state["status"] == "succeeded", state
+    assert state["jobs"]["build"]["steps"][0]["agent"] == "late-1" and state["jobs"]["build"]["waiting"] is None
+
+
+EXPRESSION_FAN_OUT = """
+name: fan-out-by-input
+inputs:
+  group: {type: string, required: true}
+jobs:
+  check:
+    runs-on: {group: "${{ inputs.group }}", each: true}
+    steps:
+      - run: echo "$WATERFLOW_AGENT"
+"""
+
+
+def test_a_fan_out_over_a_group_named_by_an_expression_reaches_every_agent(client: Client) -> None:
+    run_id = client.submit(EXPRESSION_FAN_OUT, inputs={"group": "web"})["id"]
+    state = client.wait(run_id, timeout=60)
+    assert state["status"] == "succeeded", state
+    assert sorted(j for j in state["jobs"] if j.startswith("check-")) == [f"check-{a}" for a in WEB]

@@ -104,3 +104,45 @@ def test_retry_of_a_matrix_right_after_the_failure_dispatches_new_tasks() -> Non
     (subject, task), = tasks(out)
     assert task.job_id == "m-2" and task.attempt == 2
     assert {o.msg_id for o in out}.isdisjoint({o.msg_id for o in first})  # nothing dropped as a duplicate
+
+
+def test_a_job_for_a_group_without_agents_says_it_waits_and_fails_after_the_queue_timeout() -> None:
+    from datetime import timedelta
+
+    from waterflow_common.messages import JobWaiting, StepStarted, TimerFired
+
+    plan, state = make(JobPlan(id="j", name="j", runs_on="nobody", steps=(step(0), step(1, if_="${{ always() }}"))))
+    out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW, directory={"web": ["w1"]},
+                        queue_timeout_minutes=10)
+    waiting, = [msgspec.json.decode(o.data, type=JobWaiting) for o in out if o.subject.endswith(".job.waiting")]
+    assert waiting.reason == "no healthy agent in group 'nobody'" and state.jobs["j"].waiting == waiting.reason
+    timer, = [msgspec.json.decode(o.data, type=TimerFired) for o in out if ".timers." in o.subject]
+    assert timer.kind == "queue-timeout" and timer.due_at == NOW + timedelta(minutes=10)
+    machine.apply(state, plan, timer, NOW + timedelta(minutes=10))
+    job = state.jobs["j"]
+    assert state.status == "failed" and job.status == "failed"
+    assert "no healthy agent in group 'nobody'" in job.error and "10 minutes" in job.error
+    assert [s.status for s in job.steps] == ["failed", "skipped"]
+    # An agent that takes the queued task after all is told to stop.
+    out = machine.apply(state, plan, StepStarted(run_id="r1", job_id="j", step_index=0, attempt=1, agent="late"), NOW)
+    assert [o.subject for o in out if not o.stored] == ["wf.control.agent.late"]
+
+
+def test_a_waiting_job_runs_when_an_agent_comes_and_its_queue_timer_is_then_ignored() -> None:
+    from waterflow_common.messages import StepStarted, TimerFired
+
+    plan, state = make(JobPlan(id="j", name="j", runs_on="late", steps=(step(0),)))
+    out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW, directory={})
+    timer, = [msgspec.json.decode(o.data, type=TimerFired) for o in out if ".timers." in o.subject]
+    machine.apply(state, plan, StepStarted(run_id="r1", job_id="j", step_index=0, attempt=1, agent="late-1"), NOW)
+    assert state.jobs["j"].waiting is None
+    assert machine.apply(state, plan, timer, NOW) == []
+    machine.apply(state, plan, result(StepSucceeded, "j", 0, agent="late-1"), NOW)
+    assert state.status == "succeeded"
+
+
+def test_no_waiting_is_reported_when_the_group_has_a_healthy_agent_or_the_fleet_is_unknown() -> None:
+    for directory in ({"web": ["w1"]}, None):
+        plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0),)))
+        out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW, directory=directory)
+        assert not [o for o in out if o.subject.endswith(".job.waiting") or ".timers." in o.subject]
