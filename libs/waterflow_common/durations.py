@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from .limits import MAX_DURATION_TEXT
+
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -23,6 +25,8 @@ def parse_duration(value: object) -> float | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
+    if len(text) > MAX_DURATION_TEXT:  # also keeps the regular expressions below linear in practice
+        return None
     try:
         number = float(text)
     except ValueError:
@@ -38,7 +42,7 @@ DURATION_SCHEMA: dict[str, object] = {
     "description": "How long: a number of seconds or a duration such as '30s', '5m', '1h30m'.",
     "anyOf": [
         {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$"},
+        {"type": "string", "maxLength": MAX_DURATION_TEXT, "pattern": r"^\s*(\d+(\.\d+)?(ms|s|m|h|d))+\s*$"},
     ],
 }
 """JSON Schema of a duration parameter, for node schemas."""

@@ -12,8 +12,8 @@ MAX_NAME_LENGTH = 128
 """Characters in a server group, job, step, input, output, secret, agent or trigger name: each
 may end up in a NATS subject, whose control line the server bounds (4 KB by default)."""
 
-MAX_RUN_ID_LENGTH = 64
-"""Characters in a run id in a URL path (ids are generated; longer ones cannot exist)."""
+MAX_PATH_PARAMETER = 1024
+"""Characters in one URL path parameter (a run id, an agent, secret, trigger or file name)."""
 
 MAX_STEP_RESULT_BYTES = 512 * 1024
 """Encoded bytes of one step's result (its outputs, error): it must fit in one NATS message
@@ -23,7 +23,11 @@ MAX_MATRIX_COMBINATIONS = 256
 """Jobs one matrix may expand to (GitHub's limit), checked before expanding."""
 
 MIN_RETRY_INTERVAL_SECONDS = 1.0
-"""Floor of a retry's ``initial-interval`` and ``max-interval``: ``0s`` would retry in a tight loop."""
+"""Floor of a retry's ``initial-interval`` and ``max-interval``: ``0s`` would retry in a tight
+loop, and durable timers have one-second resolution anyway."""
+
+MAX_RETRY_ATTEMPTS = 100
+"""Attempts one ``retry:`` may ask for."""
 
 MAX_DURATION_TEXT = 64
 """Characters of a duration (``1h30m``) or cron expression."""

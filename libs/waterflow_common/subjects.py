@@ -62,8 +62,15 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+MAX_TOKEN_LENGTH = 300
+"""Characters of one subject token: a name (limits.MAX_NAME_LENGTH) or two joined (a fan-out
+instance ``<job>-<agent>``). Subjects must stay far below the server's control line (4 KB)."""
+
+
 def check_token(value: str, what: str) -> str:
     """Return ``value`` if it is usable as one subject token, else raise ValueError naming it."""
+    if len(value) > MAX_TOKEN_LENGTH:
+        raise ValueError(f"invalid {what}: {len(value)} characters long, over the limit of {MAX_TOKEN_LENGTH}")
     if not _TOKEN.match(value):
         raise ValueError(
             f"invalid {what} {value!r}: use only letters, digits, '-' and '_' (no dots or spaces)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -16,6 +16,7 @@ from aiohttp import web
 
 from waterflow_common import subjects
 from waterflow_common.diagnostics import Diagnostic, has_errors, to_problem
+from waterflow_common.limits import MAX_PATH_PARAMETER
 from waterflow_common.log import get_logger
 from waterflow_common.messages import RunCancelRequested, RunCompleted, RunRetryRequested, decode_event
 from waterflow_common.streams import follow
@@ -45,6 +46,9 @@ async def errors_and_auth(request: web.Request, handler: Callable[[web.Request],
         token = given[7:] if given.startswith("Bearer ") else request.headers.get("X-API-Key", "")
         if not hmac.compare_digest(token.encode(), key.encode()):
             return problem(401, "unauthorized", "this API needs a key: send 'Authorization: Bearer <key>'")
+    invalid = _invalid_path_parameter(request.match_info)
+    if invalid:
+        return problem(400, "invalid path parameter", invalid)
     try:
         return await handler(request)
     except web.HTTPException as error:
@@ -56,6 +60,26 @@ async def errors_and_auth(request: web.Request, handler: Callable[[web.Request],
     except Exception:
         log.exception("request.failed", path=request.path)
         return problem(500, "internal error", "the API failed to handle this request; see its log")
+
+
+TOKEN_PARAMETERS = {"run_id": "run id", "trigger_id": "trigger id"}
+"""Path parameters that become part of a NATS subject or KV key: letters, digits, '-', '_'."""
+
+
+def _invalid_path_parameter(match_info: Mapping[str, str]) -> str | None:
+    """Why a path parameter cannot be used (too long, or not a subject token), or None.
+
+    Checked before any handler runs: a 5,000-character id used to reach NATS as a key and make
+    the server close the API's connection."""
+    for name, value in match_info.items():
+        if len(value) > MAX_PATH_PARAMETER:
+            return f"{name} is {len(value)} characters long, over the limit of {MAX_PATH_PARAMETER}"
+        if name in TOKEN_PARAMETERS:
+            try:
+                subjects.check_token(value, TOKEN_PARAMETERS[name])
+            except ValueError as error:
+                return str(error)
+    return None
 
 
 async def read_workflow(request: web.Request) -> tuple[str, str, dict[str, object], dict[str, str]]:

@@ -16,7 +16,7 @@ from typing import Any
 from waterflow_common.diagnostics import Diagnostic, has_errors
 from waterflow_common.plan import JobPlan, Plan
 
-from . import expression_check, graph, jobs, reuse, schema, toplevel, yaml_source
+from . import expression_check, graph, jobs, names, reuse, schema, toplevel, yaml_source
 from .expression_check import Facts, JobFacts
 from .nodes import NodeCatalog, default_catalog
 from .report import Report
@@ -55,6 +55,9 @@ def compile_workflow(source: str, filename: str = "workflow.yml", *, nodes: Node
                      "start with 'jobs:' and define jobs under it")
         return None, report.sorted()
     report.extend(schema.check(document, positions, filename))
+    names.check(report, document)
+    if report.failed and any(d.rule == "limit" for d in report.sorted()):
+        return None, report.sorted()  # over a bound: do not build (it may be huge)
     options = _Options(default_catalog() if nodes is None else nodes, workflows, (filename,))
     plan = _build(report, document, source, filename, options)
     return (None if report.failed else plan), report.sorted()

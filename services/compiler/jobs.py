@@ -16,6 +16,7 @@ from waterflow_common.plan import JobPlan, RetryPolicy, StepPlan
 from . import matrix as matrix_module
 from . import nodes
 from waterflow_common.durations import DURATION_HINT, parse_duration
+from waterflow_common.limits import MAX_NAME_LENGTH, MAX_RETRY_ATTEMPTS, MIN_RETRY_INTERVAL_SECONDS
 from .graph import JOB_ID, needs_of
 from .report import Report
 from .yaml_source import Path
@@ -189,6 +190,10 @@ def _runs_on(report: Report, job_id: str, job: dict[str, Any]) -> tuple[str | No
         group = runs_on
     if not isinstance(group, str):
         return None, each, labels
+    if len(group) > MAX_NAME_LENGTH:
+        report.error(path, "limit", f"the server group name is {len(group)} characters long, over the limit of {MAX_NAME_LENGTH}",
+                     "use a shorter group name")
+        return None, each, labels
     if "${{" not in group and not JOB_ID.match(group):
         report.error(path, "invalid-value", f"invalid server group {group!r}",
                      "group names contain only letters, digits, '-' and '_'")
@@ -245,19 +250,31 @@ def build_step(report: Report, job_id: str, index: int, step: dict[str, Any], de
     )
 
 
+def shorten(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: user values in messages stay readable."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def _retry(report: Report, path: Path, raw: object) -> RetryPolicy | None:
     if not isinstance(raw, dict):
         return None
     values: dict[str, Any] = {}
     attempts = raw.get("attempts")
     if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1:
-        values["attempts"] = attempts
+        if attempts > MAX_RETRY_ATTEMPTS:
+            report.error((*path, "attempts"), "limit", f"'attempts' is {attempts}, over the limit of {MAX_RETRY_ATTEMPTS}",
+                         "retry fewer times, with a longer 'max-interval'")
+        values["attempts"] = min(attempts, MAX_RETRY_ATTEMPTS)
     for key, field in (("initial-interval", "initial_interval"), ("max-interval", "max_interval")):
         if key not in raw:
             continue
         seconds = parse_duration(raw[key])
         if seconds is None:
-            report.error((*path, key), "duration", f"'{key}' is not a duration: {raw[key]!r}", DURATION_HINT)
+            report.error((*path, key), "duration", f"'{key}' is not a duration: {shorten(raw[key])}", DURATION_HINT)
+        elif seconds < MIN_RETRY_INTERVAL_SECONDS:
+            report.error((*path, key), "limit", f"'{key}' is {seconds:g}s; retries wait at least {MIN_RETRY_INTERVAL_SECONDS:g}s",
+                         f"write '{MIN_RETRY_INTERVAL_SECONDS:g}s' or more (durable timers have one-second resolution)")
         else:
             values[field] = seconds
     coefficient = raw.get("backoff-coefficient")

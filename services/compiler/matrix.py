@@ -1,38 +1,23 @@
-"""``strategy.matrix`` expansion with GitHub's include/exclude rules, done at compile time.
-
-GitHub's rules (docs: "Using a matrix for your jobs"):
-
-1. The product of every key except ``include``/``exclude``, in key order.
-2. ``exclude`` removes every combination that matches all key/values of an entry (partial match).
-3. Each ``include`` entry is merged into every combination where it overwrites none of the
-   *original* matrix values (values added by an earlier include may be overwritten); when it
-   merges into none, it becomes a combination of its own. Combinations created that way are not
-   candidates for later includes.
+"""``strategy.matrix`` at compile time: the matrix's shape checked with a diagnostic per
+mistake (line and column), then expanded by :mod:`waterflow_common.matrix`, which the scheduler
+also uses for a matrix that comes from an expression, so both follow GitHub's rules alike.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
+
+from waterflow_common.limits import MAX_MATRIX_COMBINATIONS
+from waterflow_common.matrix import MatrixError, combinations
 
 from .report import Report
 from .yaml_source import Path
 
-MAX_COMBINATIONS = 256
-"""GitHub's limit of jobs one matrix may generate."""
+MAX_COMBINATIONS = MAX_MATRIX_COMBINATIONS
 
 
 def is_expression(value: object) -> bool:
     return isinstance(value, str) and value.strip().startswith("${{") and value.strip().endswith("}}")
-
-
-def _same(a: object, b: object) -> bool:
-    return type(a) is type(b) and a == b or (isinstance(a, (int, float)) and isinstance(b, (int, float))
-                                             and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
-
-
-def _matches(combination: dict[str, Any], entry: dict[str, Any]) -> bool:
-    return all(key in combination and _same(combination[key], value) for key, value in entry.items())
 
 
 def expand(report: Report, path: Path, matrix: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
@@ -75,30 +60,8 @@ def expand(report: Report, path: Path, matrix: dict[str, Any]) -> tuple[dict[str
     if not ok:
         return None
 
-    combinations = [dict(zip(axes, values)) for values in itertools.product(*axes.values())] if axes else []
-    if len(combinations) > MAX_COMBINATIONS * 16:
-        report.error(path, "matrix", f"the matrix has {len(combinations)} combinations before exclude",
-                     f"a matrix may generate at most {MAX_COMBINATIONS} jobs")
+    try:
+        return tuple(combinations(axes, entries.get("include", []), entries.get("exclude", [])))
+    except MatrixError as error:
+        report.error(path, "matrix", str(error), error.hint)
         return None
-    excludes = entries.get("exclude", [])
-    combinations = [c for c in combinations if not any(_matches(c, e) for e in excludes)]
-    originals = [dict(c) for c in combinations]
-    extra: list[dict[str, Any]] = []
-    for entry in entries.get("include", []):
-        merged = False
-        for combination, original in zip(combinations, originals):
-            if all(_same(original[k], v) for k, v in entry.items() if k in original):
-                combination.update(entry)
-                merged = True
-        if not merged:
-            extra.append(dict(entry))
-    combinations.extend(extra)
-    if not combinations:
-        report.error(path, "matrix", "the matrix has no combinations (exclude removed them all)",
-                     "check the 'exclude' entries")
-        return None
-    if len(combinations) > MAX_COMBINATIONS:
-        report.error(path, "matrix", f"the matrix generates {len(combinations)} jobs",
-                     f"a matrix may generate at most {MAX_COMBINATIONS} jobs; split it or use fewer values")
-        return None
-    return tuple(combinations)

@@ -23,6 +23,7 @@ import msgspec
 from waterflow_common import subjects
 from waterflow_common.durations import DURATION_HINT, parse_duration
 from waterflow_common.groups import Fleet
+from waterflow_common.matrix import from_value as matrix_from_value
 from waterflow_common.expressions import ExpressionError, evaluate_condition, evaluate_value, is_truthy, render
 from waterflow_common.messages import (
     CancelStep,
@@ -400,7 +401,7 @@ class _Run:
             matrix = list(job_plan.matrix)
             if job_plan.matrix_expression:
                 try:
-                    matrix = _matrix_from_value(evaluate_value(job_plan.matrix_expression, ctx))
+                    matrix = matrix_from_value(evaluate_value(job_plan.matrix_expression, ctx))
                 except (ExpressionError, ValueError) as error:
                     self._fail_job(job, f"strategy.matrix: {error}")
                     return
@@ -783,27 +784,6 @@ def _seconds(value: object) -> float:
     if seconds is None:
         raise ValueError(f"'seconds' must be a duration ({DURATION_HINT}), got {value!r}")
     return seconds
-
-
-def _matrix_from_value(value: object) -> list[dict[str, object]]:
-    """A dynamic matrix: a list of combinations, or a mapping of lists (cross product) + include."""
-    if isinstance(value, list):
-        if not all(isinstance(c, dict) for c in value):
-            raise ValueError("a matrix list must contain objects")
-        return [dict(c) for c in value]
-    if not isinstance(value, dict):
-        raise ValueError(f"expected an object or a list, got {type(value).__name__}")
-    combos: list[dict[str, object]] = [{}]
-    for key, options in value.items():
-        if key in ("include", "exclude"):
-            continue
-        if not isinstance(options, list):
-            raise ValueError(f"matrix key {key!r} must be a list")
-        combos = [{**c, key: o} for c in combos for o in options]
-    combos = [c for c in combos if c] if any(k not in ("include", "exclude") for k in value) else []
-    for extra in value.get("include") or []:
-        combos.append(dict(extra))
-    return combos
 
 
 def snapshot(state: RunState) -> bytes:

@@ -66,7 +66,7 @@ jobs:
     runs-on: local
     steps:
       - uses: {uses}
-        retry: {{attempts: 3, initial-interval: 0.1}}
+        retry: {{attempts: 3, initial-interval: 1}}
         with: {with_}
 """
 
