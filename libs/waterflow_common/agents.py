@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 from nats.js import JetStreamContext
@@ -33,6 +33,9 @@ from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from . import subjects
 from .messages import StepFailed
 from .streams import read_stored
+
+if TYPE_CHECKING:
+    from .signing import Signer
 
 __all__ = [
     "OFFLINE_AFTER",
@@ -275,7 +278,7 @@ def _silence(record: AgentRecord) -> str:
             f"(last seen {record.seen_at:%Y-%m-%d %H:%M:%S} UTC)")
 
 
-async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord) -> int:
+async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord, signer: Signer) -> int:
     """Fail the tasks queued on a lost agent's own subject (the next steps of jobs it held, or
     fan-out instances sent to it): nobody else may take them, so without this they would wait
     forever. Returns how many were failed."""
@@ -308,10 +311,10 @@ async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord) -> int:
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     await msg.term()
                     continue
-                event = StepFailed(
+                event = signer.sign(StepFailed(
                     run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
                     agent=record.info.name, agent_lost=True, error=f"{_silence(record)} before it could start this step",
-                )
+                ))
                 await js.publish(subjects.event(event.run_id, event.type), encode(event),
                                  headers={subjects.MSG_ID_HEADER: event.msg_id()})
                 await msg.ack()
@@ -326,7 +329,7 @@ LOST_TASK_ACK_WAIT = 30.0
 agent, if it comes back, sets its own)."""
 
 
-async def fail_lost_steps(js: JetStreamContext) -> int:
+async def fail_lost_steps(js: JetStreamContext, signer: Signer) -> int:
     """Publish ``step.failed`` for the pinned steps of lost agents; returns how many.
 
     Meant to be called every few seconds by a scheduler (several may: the ``Nats-Msg-Id`` of a
@@ -340,13 +343,14 @@ async def fail_lost_steps(js: JetStreamContext) -> int:
     drained = 0
     for record in records:
         if is_lost(record):
-            drained += await fail_lost_tasks(js, record)
+            drained += await fail_lost_tasks(js, record, signer)
     failures = lost_step_failures(records)
     if not failures:
         return drained
     kv = await js.key_value(subjects.AGENTS_BUCKET)
     marked: set[str] = set()
     for record, event in failures:
+        event = signer.sign(event)
         await js.publish(subjects.event(event.run_id, event.type), encode(event),
                          headers={subjects.MSG_ID_HEADER: event.msg_id()})
         if record.info.name in marked:

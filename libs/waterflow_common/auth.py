@@ -11,7 +11,9 @@
 What an agent may do (everything else is denied by the server, see docs/guides/security.md):
 
 ========================  =========================================================================
-publish                   ``wf.events.>``, ``wf.logs.>`` (its results and logs); ``$KV.wf_agents.<name>``
+publish                   ``wf.events.*.step.started|succeeded|failed`` (its reports; the scheduler
+                          believes one only with the proof of the task's token, see ``signing.py``),
+                          ``wf.logs.>`` (logs); ``$KV.wf_agents.<name>``
                           (its own registration); JetStream API calls on *its* consumers only
                           (``group-<g>`` for each of its groups, ``agent-<name>``): create (with the
                           filter in the subject, so it cannot re-point one at another group), info,
@@ -53,6 +55,7 @@ __all__ = [
 ]
 
 SERVICES_USER = "services"
+AGENT_EVENT_TYPES = ("step.started", "step.succeeded", "step.failed")
 AUTH_FILE = "auth.json"
 SERVER_CONFIG_FILE = "nats-auth.conf"
 SERVICES_ENV_FILE = "services.env"
@@ -89,7 +92,7 @@ def agent_permissions(agent_name: str, groups: Iterable[str]) -> dict[str, objec
     consumers = [(subjects.group_consumer(g), subjects.group_tasks(g)) for g in groups]
     consumers.append((subjects.agent_consumer(name), subjects.agent_tasks(name)))
     publish = [
-        subjects.ALL_EVENTS,
+        *(subjects.events_of_type(t) for t in AGENT_EVENT_TYPES),  # only what an agent reports
         subjects.ALL_LOGS,
         subjects.kv_key_subject(subjects.AGENTS_BUCKET, name),
     ]

@@ -84,6 +84,7 @@ BUCKETS = (
     js_api.KeyValueConfig(bucket=subjects.CONCURRENCY_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
     js_api.KeyValueConfig(bucket=subjects.TRIGGERS_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
     js_api.KeyValueConfig(bucket=subjects.SECRETS_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
+    js_api.KeyValueConfig(bucket=subjects.KEYS_BUCKET, history=1, storage=js_api.StorageType.FILE),
     # An agent rewrites its key every heartbeat; one that stopped ages out after AGENT_RECORD_MAX_AGE.
     js_api.KeyValueConfig(
         bucket=subjects.AGENTS_BUCKET, history=1, ttl=AGENT_RECORD_MAX_AGE, storage=js_api.StorageType.FILE, direct=True,

@@ -51,6 +51,8 @@ class StepTask(msgspec.Struct, frozen=True, kw_only=True):
     timeout_seconds: float | None = None
     mask: list[str] = []
     """Secret values this step can see: the agent replaces them with *** in logs and outputs."""
+    token: str = ""
+    """Proves this attempt's events came from the agent that got the task (``signing.py``)."""
 
     @property
     def key(self) -> str:
@@ -81,6 +83,9 @@ class LogBatch(msgspec.Struct, frozen=True, kw_only=True):
 class EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     run_id: str
     at: datetime = msgspec.field(default_factory=utcnow)
+    proof: str = ""
+    """Who may have published this (see ``signing.py``): the scheduler ignores an event it acts
+    on whose proof does not check out."""
 
     @property
     def type(self) -> str:

@@ -41,6 +41,8 @@ CONCURRENCY_BUCKET = "wf_concurrency"
 """concurrency group -> ConcurrencySlot (the run holding the group and the runs queued behind it)."""
 AGENTS_BUCKET = "wf_agents"
 """agent name -> AgentInfo, rewritten by each agent's heartbeat; stale entries age out (max_age)."""
+KEYS_BUCKET = "wf_keys"
+"""The installation's signing key (``signing.py``): services only; agent credentials cannot read it."""
 FILES_BUCKET = "wf_files"
 """Object Store: files moved by the ``file/upload`` / ``file/download`` nodes (and the API),
 named ``<run id>/<name>`` by default; created on first use."""

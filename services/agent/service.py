@@ -27,6 +27,7 @@ from waterflow_common.log import get_logger
 from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
 from waterflow_common.secrets import mask, mask_mapping
 from waterflow_common.settings import AgentSettings
+from waterflow_common.signing import sign_with_token
 
 from .logsink import LogSink
 from .registration import Registration
@@ -204,9 +205,9 @@ class Agent:
         cancel, reasons = asyncio.Event(), []
         self._step_cancels[task.key] = (cancel, reasons)
         try:
-            await self._publish(StepStarted(
+            await self._publish(sign_with_token(task.token, StepStarted(
                 run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt, agent=self.name,
-            ))
+            )))
             bound.info("step.started")
             started_at = utcnow()
             sink = LogSink(self.js, task)
@@ -253,7 +254,7 @@ class Agent:
                     error=(f"the step's outputs are {size} bytes encoded, over the limit of {MAX_STEP_RESULT_BYTES}: "
                            "pass large data as a file (file/upload) and its name as the output"),
                 )
-            await self._publish(event)
+            await self._publish(sign_with_token(task.token, event))
             bound.info("step.finished", exit_code=result.exit_code, ok=result.succeeded)
             await msg.ack()
         finally:

@@ -33,6 +33,7 @@ from waterflow_common.messages import (
     encode,
 )
 from waterflow_common.plan import Plan
+from waterflow_common.signing import load_signer
 from waterflow_common.runstore import RunStore
 from waterflow_common.state import RunState, decode_plan, initial_state
 from waterflow_common.streams import read_stored
@@ -76,6 +77,7 @@ class Runs:
         self.compile_timeout = compile_timeout
 
     async def open(self) -> None:
+        self.signer = await load_signer(self.js)
         self.store = RunStore(self.nc)
         self.plans_kv = await self.js.key_value(subjects.PLANS_BUCKET)
         self._plans: OrderedDict[str, Plan] = OrderedDict()
@@ -114,7 +116,7 @@ class Runs:
         if run_id is not None and await self.store.load_header(run_id) is not None:
             return Submitted(run_id=run_id, diagnostics=diagnostics)
         run_id = run_id or new_run_id()
-        created = RunCreated(run_id=run_id, workflow=plan.name)
+        created = self.signer.sign(RunCreated(run_id=run_id, workflow=plan.name))
         state = initial_state(run_id, plan, created.at, values)
         stored: list[Any] = []
         try:
@@ -136,6 +138,7 @@ class Runs:
 
     async def request(self, run_id: str, event: RunCancelRequested | RunRetryRequested) -> None:
         """Append a cancel or retry request; the scheduler acts on it."""
+        event = self.signer.sign(event)  # type: ignore[assignment]
         await self.js.publish(
             subjects.event(run_id, event.type), encode(event), headers={subjects.MSG_ID_HEADER: event.msg_id()},
         )

@@ -50,6 +50,7 @@ from waterflow_common.messages import (
 )
 from waterflow_common.plan import JobPlan, Plan, RetryPolicy, StepPlan
 from waterflow_common.secrets import mask
+from waterflow_common.signing import Signer
 from waterflow_common.state import TERMINAL, AttemptRecord, JobState, Outgoing, RunState, StepState
 
 from . import contexts
@@ -66,12 +67,20 @@ DEFAULT_QUEUE_TIMEOUT_MINUTES = 24 * 60.0
 class Effects:
     """Messages decided while applying one event, in the order they must be published."""
 
-    def __init__(self, state: RunState, now: datetime) -> None:
+    def __init__(self, state: RunState, now: datetime, signer: Signer | None = None) -> None:
         self.state = state
         self.now = now
+        self.signer = signer
         self.outgoing: list[Outgoing] = []
 
+    def _signed(self, event: Event) -> Event:
+        return self.signer.sign(event) if self.signer is not None else event  # type: ignore[return-value]
+
+    def task_token(self, task_key: str) -> str:
+        return self.signer.task_token(task_key) if self.signer is not None else ""
+
     def event(self, event: Event) -> None:
+        event = self._signed(event)
         self.outgoing.append(Outgoing(
             subject=subjects.event(event.run_id, event.type), msg_id=event.msg_id(), data=encode(event), at=self.now,
         ))
@@ -84,7 +93,8 @@ class Effects:
         run_id = self.state.run_id
         timer_id = "-".join(str(p) for p in (kind, job, step, attempt, self.state.attempt) if p is not None)
         due = due.replace(microsecond=0) + timedelta(seconds=1) if due.microsecond else due  # @at has second precision
-        fired = TimerFired(run_id=run_id, timer_id=timer_id, kind=kind, job_id=job, step_index=step, attempt=attempt, due_at=due)
+        fired = self._signed(TimerFired(run_id=run_id, timer_id=timer_id, kind=kind, job_id=job, step_index=step,
+                                        attempt=attempt, due_at=due))
         self.outgoing.append(Outgoing(
             subject=subjects.timer_schedule(run_id, timer_id), msg_id=f"{run_id}:timer:{timer_id}", data=encode(fired),
             at=self.now, headers={
@@ -111,6 +121,7 @@ def apply(
     secrets: Mapping[str, str] | None = None,
     defined_groups: frozenset[str] = frozenset(),
     queue_timeout_minutes: float = DEFAULT_QUEUE_TIMEOUT_MINUTES,
+    signer: Signer | None = None,
 ) -> list[Outgoing]:
     """Apply ``event`` to ``state`` in place; return what must be published because of it.
 
@@ -120,14 +131,14 @@ def apply(
     only as definitions (server-groups.yml): their jobs go to one member agent's own subject.
     """
     fleet = directory if isinstance(directory, Fleet) or directory is None else Fleet.of(dict(directory))
-    run = _Run(state, plan, Effects(state, now or utcnow()), fleet, secrets or {})
+    run = _Run(state, plan, Effects(state, now or utcnow(), signer), fleet, secrets or {})
     run.defined_groups = defined_groups
     run.queue_timeout_minutes = queue_timeout_minutes
     try:
         run.apply(event, blocked_by)
     except Exception as error:  # noqa: BLE001 - no rule may leave a run wedged: end it with the reason
         reason = mask(f"internal error while applying {event.type}: {type(error).__name__}: {error}", (secrets or {}).values())
-        return fail_run(state, reason, now)
+        return fail_run(state, reason, now, signer=signer)
     return run.effects.outgoing
 
 
@@ -692,6 +703,7 @@ class _Run:
             timeout_seconds=None if timeout is None else float(timeout) * 60,
             mask=sorted(set(self.secrets.values())),
         )
+        task = msgspec.structs.replace(task, token=self.effects.task_token(task.key))
         self.effects.task(task, job.agent)
         self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
                                           attempt=step.attempt, group=job.runs_on, at=self.now))
@@ -730,12 +742,14 @@ def _minutes(value: float | str | None, contexts_of: Callable[[], Mapping[str, o
     return minutes or None
 
 
-def fail_run(state: RunState, reason: str, now: datetime | None = None, keep_history: bool = True) -> list[Outgoing]:
+def fail_run(
+    state: RunState, reason: str, now: datetime | None = None, keep_history: bool = True, signer: Signer | None = None,
+) -> list[Outgoing]:
     """End a run that cannot go on (a rule failed, its state outgrew NATS) as failed, with the
     reason: steps running on agents are told to stop, everything unfinished is failed or
     skipped, and ``run.completed`` is published. Whatever the failed attempt had decided is
     dropped (it is the state that could not be advanced)."""
-    effects = Effects(state, now or utcnow())
+    effects = Effects(state, now or utcnow(), signer)
     state.error = reason
     for job in state.jobs.values():
         if job.status not in TERMINAL:
@@ -759,14 +773,14 @@ def fail_run(state: RunState, reason: str, now: datetime | None = None, keep_his
     return effects.outgoing
 
 
-def fail_oversized(state: RunState, size: int, limit: int) -> list[Outgoing]:
+def fail_oversized(state: RunState, size: int, limit: int, signer: Signer | None = None) -> list[Outgoing]:
     """The run's state no longer fits in one NATS message: end the run as failed, say why, and
     drop the per-attempt history so that this last state fits (running steps are told to stop;
     results that still come are ignored)."""
     return fail_run(state, (
         f"the run's state grew to {size} bytes, over the NATS max_payload of {limit}: split the workflow "
         "(e.g. into called workflows) or raise max_payload in the NATS server configuration"
-    ), keep_history=False)
+    ), keep_history=False, signer=signer)
 
 
 def hash_index(key: str, size: int) -> int:

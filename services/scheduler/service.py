@@ -44,6 +44,7 @@ from waterflow_common.agents import fail_lost_steps, list_agents
 from waterflow_common.groups import Fleet, load_provider
 from waterflow_common.pulling import Puller
 from waterflow_common.secrets import KvSecretProvider, SecretProvider
+from waterflow_common.signing import Signer, load_signer
 from waterflow_common.telemetry import RunTracer
 from waterflow_common.settings import SchedulerSettings
 from waterflow_common.runstore import RunStore, StateTooLarge, StoredRun, WriteConflict
@@ -67,9 +68,10 @@ Health itself is only known to a heartbeat (5 s), so this adds little staleness.
 class Scheduler:
     def __init__(
         self, settings: SchedulerSettings, nc: Client, plans: KeyValue, slots: KeyValue,
-        secrets: SecretProvider,
+        secrets: SecretProvider, signer: Signer,
     ) -> None:
         self.settings = settings
+        self.signer = signer
         self.concurrency = ConcurrencyGroups(slots)
         self.secrets: SecretProvider = secrets
         self._secret_names: dict[str, set[str]] = {}
@@ -101,6 +103,12 @@ class Scheduler:
             event = decode_event(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             log.error("event.malformed", subject=msg.subject, seq=msg.metadata.sequence.stream, error=str(error))
+            await msg.term()
+            return
+        if not self.signer.verify(event):
+            # Not from a service, nor from the agent the task went to: a forged or planted event.
+            log.warning("security.forged_event", subject=msg.subject, type=event.type, run_id=event.run_id,
+                        agent=getattr(event, "agent", None), seq=msg.metadata.sequence.stream)
             await msg.term()
             return
         async with self._locks[event.run_id]:
@@ -156,7 +164,7 @@ class Scheduler:
                 if stored is None or stored.state.finished:
                     return
                 state = stored.state
-                state.outbox = machine.fail_run(state, reason)
+                state.outbox = machine.fail_run(state, reason, signer=self.signer)
                 try:
                     await self._save(stored, state, state.outbox)
                 except WriteConflict:
@@ -182,7 +190,7 @@ class Scheduler:
             outgoing = machine.apply(
                 state, plan, event, directory=await self._fleet(), blocked_by=blocked_by,
                 secrets=await self._secrets(event.run_id), defined_groups=frozenset(self.groups.definitions()),
-                queue_timeout_minutes=self.settings.queue_timeout_minutes,
+                queue_timeout_minutes=self.settings.queue_timeout_minutes, signer=self.signer,
             )
             state.outbox = self._prune(state) + outgoing
             try:
@@ -209,7 +217,7 @@ class Scheduler:
             return await self.store.save(stored, state), outgoing
         except StateTooLarge as error:
             log.error("state.too_large", run_id=state.run_id, size=error.size, limit=error.limit)
-            outgoing = state.outbox = machine.fail_oversized(state, error.size, error.limit)
+            outgoing = state.outbox = machine.fail_oversized(state, error.size, error.limit, self.signer)
             return await self.store.save(stored, state), outgoing
 
     def _trace(self, event: Event, state: RunState, outgoing: list[Outgoing]) -> None:
@@ -246,7 +254,7 @@ class Scheduler:
             return
         holder = await self.concurrency.release(state.concurrency_group, state.run_id)
         if holder is not None and holder != state.run_id:
-            wake = RunUnblocked(run_id=holder, released_by=state.run_id)
+            wake = self.signer.sign(RunUnblocked(run_id=holder, released_by=state.run_id))
             await self.js.publish(subjects.event(holder, wake.type), encode(wake), headers={subjects.MSG_ID_HEADER: wake.msg_id()})
 
     async def _secrets(self, run_id: str) -> dict[str, str]:
@@ -305,10 +313,11 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     scheduler = Scheduler(
         settings, nc, await js.key_value(subjects.PLANS_BUCKET),
         await js.key_value(subjects.CONCURRENCY_BUCKET), KvSecretProvider(await js.key_value(subjects.SECRETS_BUCKET)),
+        await load_signer(js),
     )
     puller = Puller(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())
     log.info("scheduler.ready")
-    watchdog = asyncio.create_task(_report_lost_agents(js, settings.lost_agent_check_interval, stop))
+    watchdog = asyncio.create_task(_report_lost_agents(js, scheduler.signer, settings.lost_agent_check_interval, stop))
     stopping = asyncio.create_task(stop.wait())
     while not stop.is_set():
         fetch = asyncio.create_task(puller.fetch(settings.batch_size, timeout=1.0))
@@ -324,13 +333,13 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
     await bus.close(nc)
 
 
-async def _report_lost_agents(js: JetStreamContext, interval: float, stop: asyncio.Event) -> None:
+async def _report_lost_agents(js: JetStreamContext, signer: Signer, interval: float, stop: asyncio.Event) -> None:
     """Steps sent to one agent (fan-out) cannot move to another when it dies: fail them with
     the reason once the agent has been silent long enough (the run then goes on)."""
     while not stop.is_set():
         await asyncio.sleep(interval)
         try:
-            failed = await fail_lost_steps(js)
+            failed = await fail_lost_steps(js, signer)
             if failed:
                 log.warning("agents.lost_steps_failed", steps=failed)
         except Exception as error:

@@ -17,6 +17,7 @@ from waterflow_common import bus, subjects
 from waterflow_common.messages import RunCreated, StepStarted, StepSucceeded
 from waterflow_common.runstore import RunStore
 from waterflow_common.secrets import KvSecretProvider
+from waterflow_common.signing import load_signer
 from waterflow_common.settings import SchedulerSettings
 from waterflow_common.state import encode_plan, initial_state
 from waterflow_compiler import compile_workflow
@@ -32,6 +33,7 @@ async def _scheduler(url: str) -> Scheduler:
     return Scheduler(
         SchedulerSettings(nats_url=url), nc, await js.key_value(subjects.PLANS_BUCKET),
         await js.key_value(subjects.CONCURRENCY_BUCKET), KvSecretProvider(await js.key_value(subjects.SECRETS_BUCKET)),
+        await load_signer(js),
     )
 
 

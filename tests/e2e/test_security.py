@@ -145,3 +145,95 @@ def test_an_agent_with_a_wrong_password_exits_with_a_message(secure_stack: Stack
     assert "rejected the credentials of user 'dev-1'" in result.stderr
     assert "wrong" not in result.stderr.replace("WATERFLOW_NATS_PASSWORD", "")  # the password is never printed
     assert "Traceback" not in result.stderr
+
+
+def _as_dev_agent(stack: Stack):  # type: ignore[no-untyped-def]
+    dev = stack.auth().agents["dev-1"]
+    return nats.connect(stack.nats_url, user=dev.name, password=dev.password, inbox_prefix=agent_inbox_prefix(dev.name))
+
+
+HELD_PROD_JOB = """
+name: prod-deploy
+jobs:
+  build:
+    runs-on: prod
+    outputs:
+      version: ${{ steps.v.outputs.version }}
+    steps:
+      - id: v
+        run: sleep 3; echo "version=1.2.3" >> "$WATERFLOW_OUTPUT"
+  deploy:
+    runs-on: prod
+    needs: build
+    steps:
+      - run: echo "deploying ${{ needs.build.outputs.version }}"
+"""
+
+
+def test_a_forged_result_from_another_groups_agent_is_rejected_and_logged(secure_stack: Stack) -> None:
+    """Issue #13 row 4: a dev credential claimed a prod step succeeded, with outputs that were
+    pasted into the next prod job's script. Now the scheduler ignores it: no proof of the task."""
+    from waterflow_common.messages import StepStarted, StepSucceeded, encode
+
+    client = Client(secure_stack.api_url)
+    _wait_healthy(client, "prod-1")
+    run_id = client.submit(HELD_PROD_JOB)["id"]
+    deadline = time.monotonic() + 30
+    while client.get(run_id)["jobs"]["build"]["steps"][0]["status"] != "running":
+        assert time.monotonic() < deadline, "the prod step did not start"
+        time.sleep(0.1)
+
+    async def forge() -> None:
+        nc = await _as_dev_agent(secure_stack)
+        js = nc.jetstream()
+        for event in (
+            StepStarted(run_id=run_id, job_id="build", step_index=0, attempt=1, agent="prod-1"),
+            StepSucceeded(run_id=run_id, job_id="build", step_index=0, attempt=1, agent="prod-1",
+                          outputs={"version": "$(id)"}, proof="0" * 40),
+        ):
+            await js.publish(subjects.event(run_id, event.type), encode(event))
+        await nc.close()
+
+    asyncio.run(forge())
+    state = client.wait(run_id, timeout=60)
+    assert state["status"] == "succeeded"
+    assert state["jobs"]["build"]["outputs"] == {"version": "1.2.3"}  # the real result, not the forged one
+    log = (secure_stack.data_dir / "logs" / "scheduler.log")
+    text = log.read_text() if log.exists() else "".join(p.read_text() for p in secure_stack.data_dir.rglob("scheduler.log"))
+    assert "security.forged_event" in text
+
+
+def test_an_agent_can_neither_request_a_cancel_nor_plant_a_schedule_that_does(secure_stack: Stack) -> None:
+    """Issue #13 row 5: agent credentials planted an ``@every 2s`` message schedule in the events
+    stream. Publishing anything but its own step reports is denied, and a schedule on a step
+    subject only produces events without a proof, which the scheduler drops."""
+    from waterflow_common.messages import RunCancelRequested, StepFailed, encode
+
+    client = Client(secure_stack.api_url)
+    _wait_healthy(client, "prod-1")
+    run_id = client.submit(HELD_PROD_JOB)["id"]
+
+    async def attack() -> list[str]:
+        violations: list[str] = []
+
+        async def on_error(error: Exception) -> None:
+            violations.append(str(error))
+
+        dev = secure_stack.auth().agents["dev-1"]
+        nc = await nats.connect(secure_stack.nats_url, user=dev.name, password=dev.password,
+                                inbox_prefix=agent_inbox_prefix(dev.name), error_cb=on_error)
+        cancel = RunCancelRequested(run_id=run_id, reason="forged")
+        await nc.publish(subjects.event(run_id, cancel.type), encode(cancel))
+        planted = StepFailed(run_id=run_id, job_id="build", step_index=0, attempt=1, agent="prod-1", error="planted")
+        await nc.publish(subjects.event(run_id, "step.started"), encode(planted), headers={
+            subjects.SCHEDULE_HEADER: "@every 1s", subjects.SCHEDULE_TARGET_HEADER: subjects.event(run_id, planted.type),
+        })
+        await nc.flush()
+        await asyncio.sleep(0.5)
+        await nc.close()
+        return violations
+
+    violations = asyncio.run(attack())
+    assert any("run.cancel_requested" in v for v in violations), violations
+    state = client.wait(run_id, timeout=60)
+    assert state["status"] == "succeeded", state

@@ -1,0 +1,89 @@
+"""Which events the scheduler believes: every event it acts on carries a ``proof``.
+
+Agents are untrusted. NATS permissions keep an agent to its own groups' tasks, but any publisher
+on the events subjects could otherwise claim "step succeeded" for a run it never saw (and have
+its forged outputs pasted into the next job's script), or plant a message schedule that keeps
+injecting events. So the scheduler applies an event only if its proof checks out:
+
+- events from the services (api: ``run.created``, cancel and retry requests; scheduler: timers,
+  ``run.unblocked``, lost-agent failures) carry ``HMAC(key, msg_id)``; the key is random, made
+  once per installation and kept in the KV bucket ``wf_keys``, which agent credentials cannot read;
+- each task carries a token, ``HMAC(key, "task:" + task key)``, seen only by the agent the task
+  was delivered to (agents cannot read other groups' tasks, the run state or the event stream);
+  that agent's ``step.started`` / ``succeeded`` / ``failed`` carry ``HMAC(token, msg_id)``. The
+  proof is published, the token never is, so reading an event does not help forge the next one.
+
+An event that fails the check is dropped and logged as ``security.forged_event``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+
+from . import subjects
+from .messages import EventBase, StepFailed, StepStarted, StepSucceeded
+
+__all__ = ["AGENT_EVENTS", "Signer", "load_signer", "sign_with_token"]
+
+KEY_NAME = "events"
+AGENT_EVENTS = (StepStarted, StepSucceeded, StepFailed)
+"""Events an agent publishes about a task it was given (proved with the task's token)."""
+
+
+def _mac(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def sign_with_token(token: str, event: EventBase) -> EventBase:
+    """The agent's side: ``event`` with its proof from the task's token."""
+    return msgspec.structs.replace(event, proof=_mac(token.encode(), event.msg_id()))
+
+
+class Signer:
+    """Signs and checks events with the installation's key (services only)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def task_token(self, task_key: str) -> str:
+        return _mac(self._key, f"task:{task_key}")
+
+    def sign(self, event: EventBase) -> EventBase:
+        """A service's event, proved with the key; an agent event, as the task's agent would."""
+        if isinstance(event, AGENT_EVENTS):
+            return sign_with_token(self.task_token(_task_key(event)), event)
+        return msgspec.structs.replace(event, proof=_mac(self._key, event.msg_id()))
+
+    def verify(self, event: EventBase) -> bool:
+        proof = getattr(event, "proof", "")
+        if not proof:
+            return False
+        return hmac.compare_digest(proof, self.sign(event).proof)  # type: ignore[attr-defined]
+
+
+def _task_key(event: StepStarted | StepSucceeded | StepFailed) -> str:
+    return f"{event.run_id}:{event.job_id}:{event.step_index}:{event.attempt}"
+
+
+async def load_signer(js: JetStreamContext) -> Signer:
+    """The installation's key from KV ``wf_keys``, made by whichever service comes first."""
+    kv = await js.key_value(subjects.KEYS_BUCKET)
+    try:
+        entry = await kv.get(KEY_NAME)
+        if entry.value:
+            return Signer(entry.value)
+    except (KeyNotFoundError, NotFoundError):
+        pass
+    try:
+        await kv.create(KEY_NAME, secrets.token_bytes(32))
+    except KeyWrongLastSequenceError:
+        pass  # another service made it first: use theirs
+    entry = await kv.get(KEY_NAME)
+    assert entry.value
+    return Signer(entry.value)
