@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -80,24 +82,29 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UserError(f"--listen {args.listen} exposes NATS and the API beyond this machine: add --secure "
                         "(NATS users and per-agent permissions) and set WATERFLOW_API_KEY")
     console.print(f"Starting Waterflow in [bold]{stack.data_dir}[/] …")
+    stop = _stop_on_sigterm()
     try:
         stack.start()
         console.print(f"[green]Ready.[/] API: [bold]{stack.api_url}[/]  NATS: {stack.nats_url}  "
                       f"agent groups: {', '.join(stack.agent_groups)}")
-        console.print(f"Try: waterflow run --api-url {stack.api_url} examples/hello.yml    (Ctrl-C stops everything)")
-        while all(p.poll() is None for p in stack.processes.values()):
-            try:
-                next(iter(stack.processes.values())).wait(timeout=1)
-            except Exception:
-                pass
-        dead = [n for n, p in stack.processes.items() if p.poll() is not None]
-        err.print(f"[red]{', '.join(dead)} stopped unexpectedly[/]; stopping everything")
-        return EXIT_UNAVAILABLE
+        console.print(f"Try: waterflow --api-url {stack.api_url} run examples/hello.yml    (Ctrl-C stops everything)")
+        # A service that dies is restarted (a run in flight goes on: its state is in JetStream);
+        # only Ctrl-C or SIGTERM stops the stack, and then every child, NATS last.
+        stack.supervise(stop.is_set, lambda message: err.print(f"[yellow]{message}[/]"))
+        console.print("Stopping …")
+        return EXIT_OK
     except KeyboardInterrupt:
         console.print("Stopping …")
         return EXIT_OK
     finally:
         stack.stop()
+
+
+def _stop_on_sigterm() -> threading.Event:
+    """SIGTERM (systemd, a container runtime) stops ``waterflow up`` as Ctrl-C does: cleanly."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    return stop
 
 
 # --- runs --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO
 
 from waterflow_common.auth import SERVER_CONFIG_FILE, SERVICES_USER, AuthConfig, init_auth, load_auth
@@ -77,6 +78,8 @@ class Stack:
     """NATS with a ``services`` user and one least-privilege user per agent (``data_dir/auth``,
     see waterflow_common.auth); False: NATS without authentication, on 127.0.0.1 only."""
     _launches: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    """Restarts by :meth:`supervise` of each child since it last stayed up for a minute."""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()
@@ -101,6 +104,8 @@ class Stack:
         return env
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start a child in its own session (a Ctrl-C reaches only this process, which stops the
+        children in order: services, then NATS) that the kernel stops if this process dies."""
         if self.log_to_files:
             log_dir = self.data_dir / "logs"
             log_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +113,8 @@ class Stack:
             self._logs.append(out)  # type: ignore[arg-type]
         else:
             out = None
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL,
+                                   start_new_session=True, preexec_fn=die_with_parent)
         self.processes[name] = process
         self._launches[name] = (argv, env)
         return process
@@ -160,7 +166,20 @@ class Stack:
             WATERFLOW_WORK_DIR=str(self.data_dir / "work" / name), **env,
         )
 
+    def check_ports_free(self) -> None:
+        """Refuse to start on a port something already listens on (a second ``waterflow up``):
+        otherwise the start-up check would talk to the other one and say "Ready"."""
+        for what, host, port in (("NATS", self.nats_host, self.nats_port), ("API", self.api_host, self.api_port)):
+            with socket.socket() as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError as error:
+                    raise UserError(f"the {what} port {host}:{port} is already in use ({error.strerror}): another "
+                                    "Waterflow may be running there; stop it or choose other ports "
+                                    "(--nats-port, --api-port)") from None
+
     def start(self, timeout: float = 20.0) -> None:
+        self.check_ports_free()
         try:
             if self.secure:
                 self.auth({self.agent_name: self.agent_groups})
@@ -196,6 +215,34 @@ class Stack:
         process.send_signal(sig)
         process.wait(timeout=30)
 
+    def supervise(self, stopping: Callable[[], bool], say: Callable[[str], None], poll: float = 0.5) -> None:
+        """Keep every child running until ``stopping()``: one that exits is started again as
+        before, after a back-off that grows with its restarts (1 s … 30 s) and is reset once it
+        has stayed up for a minute. Each restart is said (``say``) and counted in ``restarts``."""
+        due: dict[str, float] = {}
+        started: dict[str, float] = {name: time.monotonic() for name in self.processes}
+        while not stopping():
+            now = time.monotonic()
+            for name, process in list(self.processes.items()):
+                if process.poll() is None:
+                    if now - started.get(name, now) > 60:
+                        self.restarts.pop(name, None)  # healthy for a while: start over with short waits
+                    continue
+                if name not in due:
+                    delay = min(2.0 ** self.restarts.get(name, 0), 30.0)
+                    due[name] = now + delay
+                    say(f"{name} exited with code {process.returncode}; restarting in {delay:g}s "
+                        f"(restart {self.restarts.get(name, 0) + 1}){self._log_hint(name)}")
+                elif now >= due[name]:
+                    del due[name]
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    try:
+                        self.restart(name)
+                        started[name] = time.monotonic()
+                    except UserError as error:
+                        say(f"{name} could not be restarted: {error}")
+            time.sleep(poll)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the services (SIGTERM, then SIGKILL after ``timeout``), NATS last."""
         services = [p for n, p in self.processes.items() if n != "nats"]
@@ -209,6 +256,21 @@ class Stack:
         for handle in self._logs:
             handle.close()
         self._logs.clear()
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: ask Linux to send it SIGTERM when its parent dies (even by
+    kill -9), so no service or nats-server outlives ``waterflow up``. A no-op elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> None:
