@@ -143,9 +143,12 @@ class Client:
     def triggers(self) -> list[dict[str, Any]]:
         return self._json("GET", "/v1/triggers")["triggers"]
 
-    def fire_trigger(self, trigger_id: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
-        """What a webhook call does: start a run of the registered workflow now."""
-        body = json.dumps({"inputs": inputs or {}}).encode()
+    def fire_trigger(
+        self, trigger_id: str, inputs: dict[str, Any] | None = None, payload: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """What a webhook call does: start a run of the registered workflow now. ``payload``:
+        more of the JSON body (the run sees the whole body as ``github.event``)."""
+        body = json.dumps({**(payload or {}), "inputs": inputs or {}}).encode()
         return self._json("POST", f"/v1/triggers/{quote(trigger_id, safe='')}/fire", body, "application/json")
 
     def delete_trigger(self, trigger_id: str) -> None:

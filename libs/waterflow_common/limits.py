@@ -31,3 +31,6 @@ MAX_RETRY_ATTEMPTS = 100
 
 MAX_DURATION_TEXT = 64
 """Characters of a duration (``1h30m``) or cron expression."""
+
+MAX_WEBHOOK_PAYLOAD_BYTES = 64 * 1024
+"""Bytes of a webhook's JSON body (it is kept with the run as ``github.event``)."""

@@ -118,6 +118,11 @@ class RunState(msgspec.Struct, kw_only=True):
     attempt: int = 1
     """Incremented by each retry of the run."""
     inputs: dict[str, object] = {}
+    event_name: str = "api"
+    """What started the run, as GitHub's ``github.event_name``: ``api`` (a submit), ``schedule``
+    (a cron trigger) or ``webhook``."""
+    event: object = None
+    """``github.event``: the webhook's JSON body; ``{"inputs": ...}`` for a submit."""
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -134,7 +139,10 @@ class RunState(msgspec.Struct, kw_only=True):
         return self.status in TERMINAL
 
 
-def initial_state(run_id: str, plan: Plan, created_at: datetime, inputs: dict[str, object] | None = None) -> RunState:
+def initial_state(
+    run_id: str, plan: Plan, created_at: datetime, inputs: dict[str, object] | None = None,
+    event_name: str = "api", event: object = None,
+) -> RunState:
     """The state of a run that has just been accepted: every job and step pending.
 
     Matrix and fan-out jobs start as one pending aggregate without steps; the scheduler expands
@@ -152,7 +160,8 @@ def initial_state(run_id: str, plan: Plan, created_at: datetime, inputs: dict[st
             needs=job.needs,
             steps=[] if expands else [StepState(index=s.index, name=s.name, id=s.id) for s in job.steps],
         )
-    return RunState(run_id=run_id, workflow=plan.name, created_at=created_at, inputs=dict(inputs or {}), jobs=jobs)
+    return RunState(run_id=run_id, workflow=plan.name, created_at=created_at, inputs=dict(inputs or {}), jobs=jobs,
+                    event_name=event_name, event={"inputs": dict(inputs or {})} if event is None else event)
 
 
 _encoder = msgspec.json.Encoder()

@@ -33,6 +33,8 @@ class TriggerFired(msgspec.Struct, frozen=True, kw_only=True):
     trigger_id: str
     by: Literal["schedule", "webhook"]
     inputs: dict[str, Any] = {}
+    payload: Any = None
+    """A webhook's whole JSON body: the run's ``github.event`` (data, never pasted into scripts)."""
 
 
 def nats_cron(cron: str) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from waterflow_common.limits import MAX_WEBHOOK_PAYLOAD_BYTES
+
 from waterflow_common.diagnostics import to_problem
 
 from .triggers import Triggers
@@ -53,9 +55,12 @@ async def delete_trigger(request: web.Request) -> web.Response:
 async def fire(request: web.Request) -> web.Response:
     """A webhook: optional JSON body ``{"inputs": {...}}``; starts one run (asynchronously)."""
     trigger_id = request.match_info["trigger_id"]
-    if await request.app[TRIGGERS].get(trigger_id) is None:
+    trigger = await request.app[TRIGGERS].get(trigger_id)
+    if trigger is None:
         raise web.HTTPNotFound(text=f"no trigger with id {trigger_id!r}")
     raw = await request.read()
+    if len(raw) > MAX_WEBHOOK_PAYLOAD_BYTES:
+        raise web.HTTPBadRequest(text=f"the body is {len(raw)} bytes, over the limit of {MAX_WEBHOOK_PAYLOAD_BYTES}")
     try:
         body = json.loads(raw) if raw.strip() else {}
     except ValueError as error:
@@ -63,7 +68,10 @@ async def fire(request: web.Request) -> web.Response:
     inputs = body.get("inputs", {}) if isinstance(body, dict) else None
     if not isinstance(inputs, dict):
         raise web.HTTPBadRequest(text='expected a JSON object {"inputs": {...}}')
-    await request.app[TRIGGERS].fire(trigger_id, inputs)
+    problems = await request.app[TRIGGERS].check_inputs(trigger, inputs)
+    if problems:
+        raise web.HTTPBadRequest(text="invalid inputs: " + "; ".join(problems))
+    await request.app[TRIGGERS].fire(trigger_id, inputs, body if body != {} else None)
     return web.json_response({"trigger": trigger_id, "status": "fired"}, status=202)
 
 

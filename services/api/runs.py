@@ -100,7 +100,7 @@ class Runs:
 
     async def submit(
         self, source: str, filename: str, inputs: dict[str, object] | None = None, workflows: dict[str, str] | None = None,
-        run_id: str | None = None,
+        run_id: str | None = None, event_name: str = "api", event: object = None,
     ) -> Submitted:
         """``workflows``: the files the workflow calls with job-level ``uses:``, by reference.
         ``run_id``: given by a caller that may submit the same run twice (a trigger fire): the
@@ -117,7 +117,7 @@ class Runs:
             return Submitted(run_id=run_id, diagnostics=diagnostics)
         run_id = run_id or new_run_id()
         created = self.signer.sign(RunCreated(run_id=run_id, workflow=plan.name))
-        state = initial_state(run_id, plan, created.at, values)
+        state = initial_state(run_id, plan, created.at, values, event_name, event)
         stored: list[Any] = []
         try:
             await self.plans_kv.create(run_id, reply.plan)

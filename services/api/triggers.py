@@ -19,6 +19,7 @@ from nats.js.errors import KeyNotFoundError, NoKeysError
 
 from waterflow_common import bus, subjects
 from waterflow_common.diagnostics import Diagnostic
+from waterflow_common.inputs import resolve_inputs
 from waterflow_common.log import get_logger
 from waterflow_common.pulling import Puller
 from waterflow_common.state import decode_plan
@@ -88,9 +89,18 @@ class Triggers:
         await (await self._kv()).purge(trigger_id)
         return True
 
-    async def fire(self, trigger_id: str, inputs: dict[str, Any]) -> None:
-        """A webhook call: start a run now with these inputs (over the registered ones)."""
-        fired = TriggerFired(trigger_id=trigger_id, by="webhook", inputs=inputs)
+    async def check_inputs(self, trigger: Trigger, inputs: dict[str, Any]) -> list[str]:
+        """What is wrong with a fire's inputs (over the registered ones), before it is accepted."""
+        reply = await self.runs.compile(trigger.source, trigger.filename, trigger.workflows)
+        if reply.plan is None:
+            return ["the registered workflow no longer compiles"]
+        _, problems = resolve_inputs(decode_plan(reply.plan).inputs, {**trigger.inputs, **inputs})
+        return [str(p) for p in problems]
+
+    async def fire(self, trigger_id: str, inputs: dict[str, Any], payload: Any = None) -> None:
+        """A webhook call: start a run now with these inputs (over the registered ones); the
+        whole JSON body becomes the run's ``github.event``."""
+        fired = TriggerFired(trigger_id=trigger_id, by="webhook", inputs=inputs, payload=payload)
         await self.js.publish(subjects.trigger_fired(trigger_id), msgspec.json.encode(fired))
 
     async def start_run(self, msg: Msg) -> None:
@@ -103,6 +113,7 @@ class Triggers:
         try:
             submitted = await self.runs.submit(
                 trigger.source, trigger.filename, {**trigger.inputs, **fired.inputs}, trigger.workflows, run_id=run_id,
+                event_name=fired.by, event=fired.payload if fired.by == "webhook" else {"trigger": trigger.id},
             )
             log.info("trigger.fired", trigger=trigger.id, by=fired.by, run_id=submitted.run_id)
         except InvalidInputs as error:

@@ -50,7 +50,8 @@ def run_context(state: RunState, plan: Plan, secrets: Mapping[str, str] | None =
         "run_id": state.run_id,
         "run_attempt": state.attempt,
         "workflow": plan.name,
-        "event_name": "manual",
+        "event_name": state.event_name,
+        "event": state.event if state.event is not None else {},
     }
     return {"inputs": dict(state.inputs), "vars": dict(plan.vars), "secrets": dict(secrets or {}), "waterflow": run, "github": run, "run": run,
             "workflow": {"name": plan.name}}

@@ -67,3 +67,43 @@ def test_broken_workflow_is_refused_at_registration(client: Client) -> None:
     with pytest.raises(ApiError) as caught:
         client.add_trigger('on:\n  schedule:\n    - cron: "every day"\njobs:\n  j:\n    runs-on: local\n    steps: [{run: x}]\n')
     assert caught.value.status == 400 and "invalid cron" in str(caught.value.problem)
+
+
+EVENTFUL = """
+name: eventful
+inputs:
+  who: {type: string, default: cron}
+jobs:
+  j:
+    runs-on: local
+    steps:
+      - env:
+          NAME: ${{ github.event_name }}
+          REF: ${{ github.event.ref }}
+          WHO: ${{ github.event.inputs.who }}
+        run: echo "event=$NAME ref=$REF who=$WHO"
+"""
+
+
+def test_a_webhook_run_sees_its_payload_as_github_event(client: Client) -> None:
+    trigger = client.add_trigger(EVENTFUL, "eventful.yml")
+    client.fire_trigger(trigger["id"], {"who": "hook"}, payload={"ref": "refs/heads/main"})
+    deadline = time.monotonic() + 30
+    while not (runs := _runs_of(client, "eventful")):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert client.wait(runs[0]["id"], timeout=60)["status"] == "succeeded"
+    assert "event=webhook ref=refs/heads/main who=hook" in [line["text"] for line in client.logs(runs[0]["id"])]
+    submitted = client.wait(client.submit(EVENTFUL, inputs={"who": "me"})["id"], timeout=60)
+    assert "event=api ref= who=me" in [line["text"] for line in client.logs(submitted["id"])]
+    client.delete_trigger(trigger["id"])
+
+
+def test_a_webhook_fired_with_bad_inputs_is_a_400_and_starts_nothing(client: Client) -> None:
+    trigger = client.add_trigger(EVENTFUL.replace("name: eventful", "name: strict"), "strict.yml")
+    with pytest.raises(ApiError) as caught:
+        client.fire_trigger(trigger["id"], {"nobody": "x"})
+    assert caught.value.status == 400 and "unknown input 'nobody'" in str(caught.value)
+    time.sleep(1)
+    assert _runs_of(client, "strict") == []
+    client.delete_trigger(trigger["id"])
