@@ -19,7 +19,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -31,8 +30,7 @@ from .client import ApiError, Client, called_workflows
 from .follow import follow_run
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+from .terminal import console, err
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -71,12 +69,19 @@ def cmd_service(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from .embedded import Stack
 
+    api_key = os.environ.get("WATERFLOW_API_KEY")
+    key_file = None
+    if args.secure and not api_key:
+        # --secure means the API needs a key too: make one (kept across restarts) and say where.
+        from waterflow_common.auth import ensure_api_key
+
+        key_file, api_key = ensure_api_key(Path(args.data_dir).expanduser() / "auth")
     stack = Stack(
         data_dir=Path(args.data_dir), nats_port=args.nats_port, api_port=args.api_port,
         agent_groups=tuple(args.group or ["local"]), log_to_files=not args.foreground_logs,
         secure=args.secure, nats_host=args.listen, api_host=args.listen,
         # services get only the settings the Stack gives them; the API key is the user's to pass on
-        env={"WATERFLOW_API_KEY": os.environ["WATERFLOW_API_KEY"]} if os.environ.get("WATERFLOW_API_KEY") else {},
+        env={"WATERFLOW_API_KEY": api_key} if api_key else {},
     )
     if args.listen not in ("127.0.0.1", "localhost", "::1") and not args.secure:
         raise UserError(f"--listen {args.listen} exposes NATS and the API beyond this machine: add --secure "
@@ -87,6 +92,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.start()
         console.print(f"[green]Ready.[/] API: [bold]{stack.api_url}[/]  NATS: {stack.nats_url}  "
                       f"agent groups: {', '.join(stack.agent_groups)}")
+        if key_file is not None:
+            console.print(f"The API requires a key (--secure): it is in {key_file}; "
+                          f'export WATERFLOW_API_KEY="$(cat {key_file})"')
         console.print(f"Try: waterflow --api-url {stack.api_url} run examples/hello.yml    (Ctrl-C stops everything)")
         # A service that dies is restarted (a run in flight goes on: its state is in JetStream);
         # only Ctrl-C or SIGTERM stops the stack, and then every child, NATS last.

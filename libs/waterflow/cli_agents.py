@@ -11,12 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from waterflow_common.errors import UserError
 
-console = Console(highlight=False)
+from .terminal import console
 
 _STATUS_STYLE = {"healthy": "green", "unhealthy": "yellow", "offline": "red"}
 

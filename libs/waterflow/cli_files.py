@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from rich.console import Console
 from rich.table import Table
 
 from .client import Client
 
-console = Console(highlight=False)
+from .terminal import console
 
 
 def cmd_file(args: argparse.Namespace) -> int:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from .client import Client
 
-console = Console(highlight=False)
+from .terminal import console
 
 
 def cmd_node(args: argparse.Namespace) -> int:

@@ -6,11 +6,10 @@ import argparse
 import getpass
 import sys
 
-from rich.console import Console
 
 from .client import Client
 
-console = Console(highlight=False)
+from .terminal import console
 
 
 def cmd_secret(args: argparse.Namespace) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -15,7 +14,7 @@ from waterflow_common.errors import UserError
 from .cli import parse_inputs
 from .client import Client, called_workflows
 
-console = Console(highlight=False)
+from .terminal import console
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ __all__ = [
     "AuthConfig",
     "agent_inbox_prefix",
     "agent_permissions",
+    "ensure_api_key",
     "init_auth",
     "load_auth",
     "parse_agent_spec",
@@ -148,6 +149,21 @@ def load_auth(directory: str | os.PathLike[str]) -> AuthConfig | None:
         return msgspec.json.decode(path.read_bytes(), type=AuthConfig)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as error:
         raise UserError(f"cannot read {path}: {error}") from None
+
+
+API_KEY_FILE = "api-key"
+
+
+def ensure_api_key(directory: str | os.PathLike[str]) -> tuple[Path, str]:
+    """The API key kept in ``directory/api-key`` (mode 0600), made on first use."""
+    path = Path(directory).expanduser() / API_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return path, key
+    key = secrets.token_urlsafe(32)
+    _write_private(path, key + "\n")
+    return path, key
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -17,7 +17,8 @@ from .settings import NatsSettings, load
 S = TypeVar("S", bound=NatsSettings)
 
 
-async def _main(settings: S, serve: Callable[[S, asyncio.Event], Awaitable[None]]) -> None:
+async def serve_until_stopped(settings: S, serve: Callable[[S, asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``serve`` until SIGINT or SIGTERM sets its ``stop`` event."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -33,4 +34,21 @@ def run_service(
 ) -> None:
     settings = load(settings_type, overrides)
     logging_setup.configure(settings.log_level, settings.log_format, service=name)
-    asyncio.run(_main(settings, serve))
+    hide_environment()
+    asyncio.run(serve_until_stopped(settings, serve))
+
+
+PR_SET_DUMPABLE = 4
+
+
+def hide_environment() -> None:
+    """Make this process non-dumpable (Linux): its ``/proc/<pid>/environ`` and memory, which
+    hold NATS credentials and the API key, are then unreadable to other processes of the same
+    user that are not root — a step's script, for one. Root still reads everything: agents that
+    run untrusted steps should run as a user of their own (docs/guides/security.md)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (ImportError, OSError, AttributeError):
+        pass

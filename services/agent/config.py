@@ -99,11 +99,11 @@ def load_agent_settings(
 def run(flags: Mapping[str, Any] | None = None, config_path: str | None = None) -> int:
     """Run the agent in the foreground until SIGINT/SIGTERM; the exit code for the CLI."""
     import asyncio
-    import signal
     import sys
 
     from waterflow_common import log as logging_setup
     from waterflow_common.errors import WaterflowError
+    from waterflow_common.runner import hide_environment, serve_until_stopped
 
     from .service import serve
 
@@ -113,16 +113,10 @@ def run(flags: Mapping[str, Any] | None = None, config_path: str | None = None) 
         print(f"error: {error}", file=sys.stderr)
         return 2
     logging_setup.configure(settings.log_level, settings.log_format, service="agent")
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop)
+    hide_environment()  # its credentials: not readable by the steps it runs (same user, not root)
 
     try:
-        asyncio.run(main())
+        asyncio.run(serve_until_stopped(settings, serve))
     except WaterflowError as error:  # e.g. NATS rejected the credentials: no traceback
         print(f"error: {error}", file=sys.stderr)
         return 3

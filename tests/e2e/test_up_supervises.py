@@ -138,3 +138,38 @@ def test_a_second_up_on_ports_in_use_fails_before_ready(up: Up, tmp_path: Path) 
     assert "Ready" not in second.stdout
     assert f"port 127.0.0.1:{up.nats_port} is already in use" in second.stdout + second.stderr
     assert "Traceback" not in second.stderr
+
+
+def test_secure_without_an_api_key_makes_one_and_the_api_requires_it(tmp_path: Path) -> None:
+    import os
+    import urllib.error
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if k != "WATERFLOW_API_KEY"}
+    api_port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "waterflow", "up", "--secure", "--data-dir", str(tmp_path / "data"),
+         "--nats-port", str(free_port()), "--api-port", str(api_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        while not any("Ready." in line for line in lines):
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        lines.append(process.stdout.readline())
+        key_file = tmp_path / "data" / "auth" / "api-key"
+        assert str(key_file) in "".join(lines)
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"http://127.0.0.1:{api_port}/v1/workflows", timeout=10)
+        assert caught.value.code == 401
+        client = Client(f"http://127.0.0.1:{api_port}", api_key=key_file.read_text().strip())
+        assert client.list(limit=1) is not None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        if process.stdout is not None:
+            process.stdout.close()
