@@ -11,7 +11,10 @@ it needs until an agent acknowledges it; enable JetStream encryption at rest and
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 
 from nats.js.errors import KeyNotFoundError, NoKeysError
@@ -75,14 +78,57 @@ def check_name(name: str) -> str:
     return name
 
 
+MIN_MASKED_LENGTH = 3
+"""Shorter "secrets" are not masked: hiding every 'a' or '10' would mangle logs and reveal more."""
+
+
+def _forms(value: str) -> set[str]:
+    """The forms of a secret that are masked, as GitHub's runner masks them: the value, each line
+    of a multi-line value, its JSON- and URL-escaped forms, its base64 (also as it appears inside
+    a longer base64 text, shifted by one or two bytes) and hex encodings."""
+    forms = {value, *(line.strip() for line in value.splitlines())}
+    forms.add(json.dumps(value)[1:-1])
+    forms.add(urllib.parse.quote(value, safe=""))
+    raw = value.encode()
+    for shift, start in ((0, 0), (1, 2), (2, 3)):
+        # Inside a longer text the secret starts 0, 1 or 2 bytes into a 3-byte group: keep the
+        # characters that depend on its bytes alone (not the bytes before it, nor a partial last group).
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        forms.add(encoded[start:(len(raw) + shift) // 3 * 4])
+    forms.add(raw.hex())
+    forms.add(raw.hex().upper())
+    return {f for f in forms if len(f) >= MIN_MASKED_LENGTH}
+
+
+class Masker:
+    """Replaces every form of every secret with ``***`` (longest first, so a secret that contains
+    another one is hidden whole). The one masking rule, used by the scheduler (errors), the
+    agent (logs, outputs, errors) and nodes; ``add`` takes ``::add-mask::`` values."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._forms: list[str] = []
+        for value in secrets:
+            self.add(value)
+
+    def add(self, value: str) -> None:
+        if not value or len(value) < MIN_MASKED_LENGTH:
+            return
+        new = _forms(value) - set(self._forms)
+        if new:
+            self._forms = sorted({*self._forms, *new}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, MASK)
+        return text
+
+
 def mask(text: str, values: Iterable[str]) -> str:
-    """Replace every occurrence of each secret value (longest first) with ``***``."""
-    for value in sorted((v for v in values if v), key=len, reverse=True):
-        if len(value) >= 3:  # masking "a" would mangle every line and reveal more than it hides
-            text = text.replace(value, MASK)
-    return text
+    """``text`` with every form of each secret value replaced by ``***``."""
+    return Masker(values)(text)
 
 
 def mask_mapping(values: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:
-    secrets = list(secrets)
-    return {key: mask(value, secrets) for key, value in values.items()}
+    masker = Masker(secrets)
+    return {key: masker(value) for key, value in values.items()}

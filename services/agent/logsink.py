@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from waterflow_common import subjects
 from waterflow_common.log import get_logger
 from waterflow_common.messages import LogBatch, LogLine, StepTask, encode
-from waterflow_common.secrets import mask
+from waterflow_common.secrets import Masker
 
 log = get_logger("waterflow.agent.logs")
 
@@ -26,6 +26,7 @@ class LogSink:
     def __init__(self, js: JetStreamContext, task: StepTask) -> None:
         self._js = js
         self._task = task
+        self._mask = Masker(task.mask)
         self._subject = subjects.step_logs(task.run_id, task.job_id, task.step.index)
         self._lines: list[LogLine] = []
         self._seq = 0
@@ -34,8 +35,7 @@ class LogSink:
         self._flusher = asyncio.create_task(self._run())
 
     def emit(self, stream: str, text: str) -> None:
-        if self._task.mask:
-            text = mask(text, self._task.mask)
+        text = self._mask(text)
         self._lines.append(LogLine(time.time(), stream, text))  # type: ignore[arg-type]
         if len(self._lines) >= MAX_BATCH:
             self._wakeup.set()

@@ -40,11 +40,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from waterflow_common.errors import NonRetryableError, RetryableError
+from waterflow_common.secrets import Masker
 
 Emit = Callable[[str, str], None]
 """emit(stream, text) with stream 'stdout', 'stderr' or 'system' — the step's live log."""
-
-MASK = "***"
 
 
 class CommandFailed(RetryableError):
@@ -57,28 +56,6 @@ class CommandFailed(RetryableError):
         super().__init__(message)
         self.exit_code = exit_code
         self.outputs = dict(outputs or {})
-
-
-class Masker:
-    """Replaces secret values with ``***`` in text (longest first, so a secret that contains
-    another one is hidden whole)."""
-
-    def __init__(self, secrets: Sequence[str] = ()) -> None:
-        self._values: list[str] = []
-        for value in secrets:
-            self.add(value)
-
-    def add(self, value: str) -> None:
-        # One- and two-character "secrets" would mask every occurrence of 'a' or '10' in the logs.
-        if value and len(value) >= 3 and value not in self._values:
-            self._values.append(value)
-            self._values.sort(key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, MASK)
-        return text
 
 
 class NodeLogger:
