@@ -172,6 +172,10 @@ class StepFailed(_StepResult, frozen=True, kw_only=True, tag="step.failed"):
     retryable: bool = True
     """False when no retry can help (unknown node, invalid ``with:``, NonRetryableError from a
     node): the scheduler then fails the step without using its remaining ``retry:`` attempts."""
+    interrupted: bool = False
+    """This attempt was delivered again (the agent that took it first died, or handed it back):
+    the agent reporting it did not run it. The scheduler dispatches a new attempt (not counted
+    against ``retry:``), so two copies never run under one attempt number."""
     agent_lost: bool = False
     """Reported by a scheduler, not an agent: ``agent`` stopped heartbeating while it held this
     step (running or queued on its own subject). The job's workspace went with it, so the job

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from waterflow_common.messages import StepTask
 
+from . import processes
 from .outputs import OutputFileError, parse_output_file
 
-KILL_GRACE_SECONDS = 5.0
 MAX_LINE = 16 * 1024
 """Longer output lines are cut: one 100 MB line must not become one 100 MB message."""
 
@@ -116,11 +116,21 @@ async def run_script(
         process = await asyncio.create_subprocess_exec(
             *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, limit=4 * MAX_LINE,
+            limit=4 * MAX_LINE, **processes.spawn_options(),
         )
     except (OSError, ValueError) as error:
         return StepResult(exit_code=None, error=f"could not start the step: {error}")
+    processes.started(process.pid)
+    try:
+        return await _supervise(task, process, emit, cancel, output_file, script)
+    finally:
+        processes.finished(process.pid)
 
+
+async def _supervise(
+    task: StepTask, process: asyncio.subprocess.Process, emit: Emit, cancel: asyncio.Event, output_file: Path, script: Path,
+) -> StepResult:
+    """Stream the output of the started step until it ends, times out or is cancelled."""
     readers = [
         asyncio.create_task(_pump(process.stdout, "stdout", emit)),
         asyncio.create_task(_pump(process.stderr, "stderr", emit)),
@@ -132,17 +142,17 @@ async def run_script(
     if waiter not in done:
         error = "cancelled" if cancelled in done else f"timed out after {task.timeout_seconds:g} seconds"
         emit("system", f"step {error}: stopping its processes")
-        await _kill_group(process, waiter)
+        await processes.stop_group(process)
     cancelled.cancel()
     # A background child may still hold the pipes open: give readers a moment, then kill the rest.
     _, pending = await asyncio.wait(readers, timeout=1.0)
     if pending:
-        _signal_group(process.pid, signal.SIGKILL)
+        processes.signal_group(process.pid, signal.SIGKILL)
         await asyncio.wait(pending, timeout=1.0)
         for reader in pending:
             reader.cancel()
     else:
-        _signal_group(process.pid, signal.SIGKILL)
+        processes.signal_group(process.pid, signal.SIGKILL)
     exit_code = process.returncode
     try:
         outputs = parse_output_file(output_file.read_text(errors="replace"))
@@ -169,17 +179,3 @@ async def _pump(stream: asyncio.StreamReader | None, name: str, emit: Emit) -> N
         emit(name, text if len(text) <= MAX_LINE else text[:MAX_LINE] + " …[line truncated]")
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-async def _kill_group(process: asyncio.subprocess.Process, waiter: asyncio.Task[int]) -> None:
-    _signal_group(process.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(asyncio.shield(waiter), KILL_GRACE_SECONDS)
-    except asyncio.TimeoutError:
-        _signal_group(process.pid, signal.SIGKILL)
-        await waiter

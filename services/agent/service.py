@@ -29,6 +29,7 @@ from waterflow_common.secrets import mask, mask_mapping
 from waterflow_common.settings import AgentSettings
 from waterflow_common.signing import sign_with_token
 
+from . import processes
 from .logsink import LogSink
 from .registration import Registration
 from .executor import execute_step
@@ -200,6 +201,17 @@ class Agent:
             await msg.term()
             return
         bound = log.bind(run_id=task.run_id, job=task.job_id, step=task.step.index, attempt=task.attempt)
+        if msg.metadata.num_delivered and msg.metadata.num_delivered > 1:
+            # Delivered again: whoever had it first may still be running it. Never run a second
+            # copy under the same attempt number: say so, and the scheduler sends a new attempt.
+            bound.warning("step.redelivered", delivered=msg.metadata.num_delivered)
+            await self._publish(sign_with_token(task.token, StepFailed(
+                run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt, agent=self.name,
+                interrupted=True, error=f"interrupted: attempt {task.attempt} was delivered again (the agent running it "
+                                        "stopped answering or handed it back); running it as a new attempt",
+            )))
+            await msg.ack()
+            return
         keepalive = asyncio.create_task(_keep_in_progress(msg, self.settings.ack_wait / 3))
         # Registered before step.started is published: a cancel sent in answer to it must find the step.
         cancel, reasons = asyncio.Event(), []
@@ -340,6 +352,9 @@ async def _keep_in_progress(msg: Msg, interval: float) -> None:
 
 async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
     watch_children_with_pidfd()
+    killed = processes.use_registry(Path(settings.work_dir))
+    if killed:
+        log.warning("agent.orphans_killed", groups=killed, hint="steps a killed agent left running on this work dir")
     holder: list[Agent] = []
     registration_holder: list[Registration] = []
 

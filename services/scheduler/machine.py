@@ -56,6 +56,9 @@ from waterflow_common.state import TERMINAL, AttemptRecord, JobState, Outgoing, 
 from . import contexts
 
 IN_PROGRESS = frozenset({"dispatched", "running", "retrying"})
+INTERRUPTED = "interrupted"
+MAX_INTERRUPTIONS = 5
+"""New attempts a step gets for redeliveries (agents dying under it) before it fails."""
 SLEEP_NODE = "sleep"
 
 Directory = Fleet | Mapping[str, Sequence[str]]
@@ -230,6 +233,9 @@ class _Run:
         job, step = found
         if step.attempt != event.attempt or step.status not in ("dispatched", "running"):
             return
+        if isinstance(event, StepFailed) and event.interrupted:
+            self._interrupted(job, step, event)
+            return
         step.agent = event.agent
         step.exit_code = event.exit_code
         step.error = event.error
@@ -250,6 +256,22 @@ class _Run:
             self._conclude(job, step, "cancelled")
         elif not self._maybe_retry(job, step, event.retryable):
             self._conclude(job, step, "failure")
+        self.continue_job(job)
+        self.advance()
+
+    def _interrupted(self, job: JobState, step: StepState, event: StepFailed) -> None:
+        """The attempt was delivered a second time: record it as interrupted, run a new one."""
+        step.attempts.append(AttemptRecord(
+            attempt=step.attempt, status="failed", agent=step.agent, error=event.error,
+            started_at=step.started_at, finished_at=event.at,
+        ))
+        interruptions = sum(1 for a in step.attempts if (a.error or "").startswith(INTERRUPTED))
+        if interruptions > MAX_INTERRUPTIONS:
+            step.error = f"{INTERRUPTED} {interruptions} times; giving up"
+            step.finished_at = self.now
+            self._conclude(job, step, "failure")
+        elif self._dispatch(job, step):
+            return
         self.continue_job(job)
         self.advance()
 

@@ -67,16 +67,23 @@ def test_kill_agent_during_long_step_redelivers_to_another(tmp_path: Path) -> No
         stack.start_agent("second-agent", ["local"])
         client = Client(stack.api_url)
         marker = tmp_path / "attempts.txt"
-        workflow = f"jobs:\n  long:\n    runs-on: local\n    steps:\n      - run: echo $WATERFLOW_AGENT >> {marker}; sleep 4; echo finished\n"
+        workflow = (f"jobs:\n  long:\n    runs-on: local\n    steps:\n"
+                    f"      - run: echo $WATERFLOW_AGENT >> {marker}; sleep 4; echo $WATERFLOW_AGENT-$WATERFLOW_ATTEMPT-done >> {marker}\n")
         run_id = client.submit(workflow, "long.yml")["id"]
         wait_until(lambda: marker.exists() and marker.read_text().strip(), 30, "the step's script to start")
         first = marker.read_text().split()[0]
         stack.kill("local-agent" if first == "local-agent" else "second-agent")
         state = client.wait(run_id, timeout=60)
         assert state["status"] == "succeeded"
-        survivor = state["jobs"]["long"]["steps"][0]["agent"]
+        step = state["jobs"]["long"]["steps"][0]
+        survivor = step["agent"]
         assert survivor != first
-        assert marker.read_text().split() == [first, survivor]
+        # The killed agent's script died with it (no "done" from it); the redelivered task ran as
+        # a new attempt, so the history shows both and no two copies shared an attempt number.
+        assert marker.read_text().split() == [first, survivor, f"{survivor}-2-done"]
+        assert step["attempt"] == 2
+        assert [a["attempt"] for a in step["attempts"]] == [1, 2]
+        assert "interrupted" in step["attempts"][0]["error"]
     finally:
         stack.stop()
 

@@ -146,3 +146,27 @@ def test_no_waiting_is_reported_when_the_group_has_a_healthy_agent_or_the_fleet_
         plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0),)))
         out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW, directory=directory)
         assert not [o for o in out if o.subject.endswith(".job.waiting") or ".timers." in o.subject]
+
+
+def test_a_redelivered_attempt_becomes_a_new_attempt_without_using_a_retry() -> None:
+    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0),)))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    from waterflow_common.messages import StepStarted
+
+    machine.apply(state, plan, StepStarted(run_id="r1", job_id="j", step_index=0, attempt=1, agent="web-1"), NOW)
+    out = machine.apply(state, plan, result(StepFailed, "j", 0, agent="web-3", interrupted=True, error="interrupted: again"), NOW)
+    (subject, task), = tasks(out)
+    assert (subject, task.attempt) == ("wf.tasks.group.web", 2)  # not pinned by the interrupted report
+    step_state = state.jobs["j"].steps[0]
+    assert step_state.status == "dispatched" and state.jobs["j"].agent is None
+    assert [(a.attempt, a.agent) for a in step_state.attempts] == [(1, "web-1")]
+    machine.apply(state, plan, result(StepSucceeded, "j", 0, attempt=2, agent="web-3"), NOW)
+    assert state.status == "succeeded"
+
+
+def test_a_step_interrupted_again_and_again_fails_in_the_end() -> None:
+    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0),)))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    for attempt in range(1, machine.MAX_INTERRUPTIONS + 2):
+        machine.apply(state, plan, result(StepFailed, "j", 0, attempt=attempt, interrupted=True, error="interrupted: x"), NOW)
+    assert state.status == "failed" and "giving up" in state.jobs["j"].steps[0].error

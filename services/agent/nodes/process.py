@@ -7,7 +7,6 @@ then KILL), but shaped for nodes: it returns the output and raises typed errors.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from collections import deque
 from collections.abc import Sequence
@@ -16,10 +15,11 @@ from typing import TYPE_CHECKING
 
 from waterflow_common.errors import NonRetryableError, RetryableError
 
+from .. import processes
+
 if TYPE_CHECKING:
     from .base import NodeContext, ProcessResult
 
-KILL_GRACE_SECONDS = 3.0
 MAX_LINE = 16 * 1024
 MAX_CAPTURE = 4 * 1024 * 1024
 """stdout kept in memory for the caller; longer output is still streamed to the log."""
@@ -44,7 +44,7 @@ async def run_process(
             *argv, cwd=cwd, env=env,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, limit=4 * MAX_LINE,
+            limit=4 * MAX_LINE, **processes.spawn_options(),
         )
     except FileNotFoundError:
         raise NonRetryableError(f"command not found: {argv[0]!r} (is it installed on this agent?)") from None
@@ -75,6 +75,7 @@ async def run_process(
             if not quiet:
                 ctx.log.line(name, text)
 
+    processes.started(process.pid)
     readers = [asyncio.create_task(pump(process.stdout, "stdout")), asyncio.create_task(pump(process.stderr, "stderr"))]
     try:
         if stdin is not None:
@@ -85,32 +86,17 @@ async def run_process(
         await asyncio.wait_for(process.wait(), timeout)
     except TimeoutError:
         ctx.log.system(f"{argv[0]} timed out after {timeout:g}s: stopping its processes")
-        await _kill(process)
+        await processes.stop_group(process)
         raise RetryableError(f"{Path(argv[0]).name} timed out after {timeout:g} seconds") from None
     except asyncio.CancelledError:
-        await _kill(process)
+        await processes.stop_group(process)
         raise
     finally:
         # A background child may keep the pipes open: read what is there, then kill the group.
         _, pending = await asyncio.wait(readers, timeout=1.0)
-        _signal(process.pid, signal.SIGKILL)
+        processes.signal_group(process.pid, signal.SIGKILL)
+        processes.finished(process.pid)
         for reader in pending:
             reader.cancel()
     assert process.returncode is not None
     return ProcessResult(exit_code=process.returncode, stdout="\n".join(captured), last_lines=list(last))
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-async def _kill(process: asyncio.subprocess.Process) -> None:
-    _signal(process.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(asyncio.shield(process.wait()), KILL_GRACE_SECONDS)
-    except (TimeoutError, asyncio.CancelledError):
-        _signal(process.pid, signal.SIGKILL)
-        await process.wait()
