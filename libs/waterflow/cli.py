@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-url", default=os.environ.get("WATERFLOW_API_URL", "http://127.0.0.1:8080"),
                         help="Waterflow API (env WATERFLOW_API_URL)")
     parser.add_argument("--api-key", default=os.environ.get("WATERFLOW_API_KEY"), help="API key (env WATERFLOW_API_KEY)")
+    parser.add_argument("--version", action="version", version=f"waterflow {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="start NATS and every service locally, in the foreground")
@@ -392,8 +393,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("waterflow")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()  # bare `waterflow`: what it can do, not an error
+        return EXIT_OK
+    args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
     except UserError as error:
