@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,8 @@ import pytest
 
 from waterflow import Client
 from waterflow.embedded import free_port
+
+from test_agents import poll
 
 
 def _children(pid: int) -> dict[str, int]:
@@ -37,16 +38,6 @@ def _alive(pid: int) -> bool:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
     except FileNotFoundError:
         return False
-
-
-def _wait(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Up:
@@ -85,13 +76,13 @@ def test_a_killed_child_is_restarted_and_the_run_in_flight_runs_each_step_once(u
     ledger = tmp_path / "ledger"
     steps = "".join(f"      - run: echo {i} >> {ledger}; sleep 0.5\n" for i in range(8))
     run_id = up.client.submit(f"name: supervised\njobs:\n  a:\n    runs-on: local\n    steps:\n{steps}")["id"]
-    _wait(lambda: ledger.exists() and len(ledger.read_text().split()) >= 2, 60, "the run to be under way")
+    poll(lambda: ledger.exists() and len(ledger.read_text().split()) >= 2, 60, "the run to be under way")
     before = _children(up.process.pid)[victim]
     subprocess.run(["kill", "-9", str(before)], check=True)
-    restarted = _wait(lambda: (pid := _children(up.process.pid).get(victim)) and pid != before and pid, 30,
+    restarted = poll(lambda: (pid := _children(up.process.pid).get(victim)) and pid != before and pid, 30,
                       f"{victim} to be restarted")
     assert _alive(restarted) and up.process.poll() is None
-    state = _wait(lambda: _try_get(up.client, run_id), 120, "the run to finish")
+    state = poll(lambda: _try_get(up.client, run_id), 120, "the run to finish")
     assert state["status"] == "succeeded", state
     ran = [int(i) for i in ledger.read_text().split()]
     if victim != "nats":
@@ -125,7 +116,7 @@ def test_kill_9_of_waterflow_up_leaves_no_child_behind(up: Up) -> None:
     up.process.kill()
     up.process.wait()
     for role, pid in children.items():
-        _wait(lambda pid=pid: not _alive(pid), 30, f"{role} to stop with its parent")
+        poll(lambda pid=pid: not _alive(pid), 30, f"{role} to stop with its parent")
 
 
 def test_a_second_up_on_ports_in_use_fails_before_ready(up: Up, tmp_path: Path) -> None:
