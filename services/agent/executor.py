@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
+from waterflow_common import hashfiles
 from waterflow_common.errors import NonRetryableError, RetryableError, WaterflowError
 from waterflow_common.log import get_logger
 from waterflow_common.messages import StepTask
@@ -65,6 +67,7 @@ async def execute_step(
     ``registry`` defaults to this process's registry without a plugin directory; ``js`` (the
     JetStream context) is needed by the file transfer nodes; ``secrets`` are masked in the log.
     """
+    task, env = _with_file_hashes(task, env, workspace)
     env_file = job_env_file(temp_dir, task)
     env = {**env, **read_env_file(env_file), **task.env,
            "WATERFLOW_ENV": str(env_file), "GITHUB_ENV": str(env_file)}
@@ -74,6 +77,16 @@ async def execute_step(
         return StepResult(exit_code=result.exit_code, error=result.error, outputs=result.outputs, retryable=not could_not_start)
     return await _execute_node(task, workspace=workspace, temp_dir=temp_dir, env=env, env_file=env_file, emit=emit,
                                cancel=cancel, js=js, registry=registry or agent_registry(None), secrets=secrets or {})
+
+
+def _with_file_hashes(task: StepTask, env: dict[str, str], workspace: Path) -> tuple[StepTask, dict[str, str]]:
+    """Compute the ``hashFiles()`` the scheduler left for the agent (see waterflow_common.hashfiles)."""
+    step = task.step
+    if not any(hashfiles.MARK in text for text in (step.run or "", str(step.with_), *task.env.values())):
+        return task, env
+    step = msgspec.structs.replace(step, run=hashfiles.resolve(step.run, workspace), with_=hashfiles.resolve(dict(step.with_), workspace))
+    task = msgspec.structs.replace(task, step=step, env=hashfiles.resolve(dict(task.env), workspace))
+    return task, hashfiles.resolve(env, workspace)
 
 
 def job_env_file(temp_dir: Path, task: StepTask) -> Path:

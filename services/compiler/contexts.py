@@ -97,7 +97,12 @@ def field_of(path: Path) -> Field | None:
     step_key = path[4]
     contexts = _STEP_FIELDS.get(step_key, _STEP)
     return Field(f"jobs.<job>.steps[*].{step_key}", contexts, job_id=job_id, step_index=path[3],
-                 condition=step_key == "if", hash_files=True)
+                 condition=step_key == "if", hash_files=step_key in HASH_FILES_FIELDS)
+
+
+HASH_FILES_FIELDS = frozenset({"run", "with", "env"})
+"""Step fields whose hashFiles() the agent computes in the workspace (waterflow_common.hashfiles);
+the others (``if``, timeouts) are decided by the scheduler before the step reaches an agent."""
 
 
 def split_reference(reference: str) -> list[str]:

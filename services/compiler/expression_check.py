@@ -149,7 +149,7 @@ def _check_functions(report: Report, where: Field, path: Path, expression: Expre
                          at=at(_find_word(text, name)))
         elif name == "hashfiles" and not where.hash_files:
             report.error(path, "function", f"hashFiles() is not available in '{where.name}'",
-                         "hashFiles runs on the agent, in step fields only", at=at(_find_word(text, name)))
+                         "hashFiles is computed on the agent, in a step's 'run', 'with' and 'env'", at=at(_find_word(text, name)))
 
 
 def _find_word(text: str, word: str) -> int:

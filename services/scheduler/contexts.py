@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from waterflow_common import hashfiles
 from waterflow_common.expressions import ExpressionError, JobStatus, evaluate_value, is_truthy
 from waterflow_common.plan import JobPlan, Plan, StepPlan
 from waterflow_common.state import JobState, RunState, StepState
@@ -29,10 +30,10 @@ def result_name(status: str) -> str | None:
     return RESULT_NAMES.get(status)
 
 
-def _evaluated_env(raw: dict[str, str], contexts: dict[str, Any]) -> dict[str, str]:
+def _evaluated_env(raw: dict[str, str], contexts: dict[str, Any], hash_files: Any = None) -> dict[str, str]:
     out = {}
     for key, value in raw.items():
-        evaluated = evaluate_value(value, contexts)
+        evaluated = evaluate_value(value, contexts, hash_files=hash_files)
         out[key] = "" if evaluated is None else (evaluated if isinstance(evaluated, str) else _to_text(evaluated))
     return out
 
@@ -97,7 +98,8 @@ def step_contexts(
     contexts["steps"] = steps_context(job, step.index)
     contexts["job"] = {"status": job_result_so_far(state, job).lower()}
     step_plan: StepPlan = job_plan.steps[step.index]
-    contexts["env"] = {**contexts["env"], **_evaluated_env(step_plan.env, contexts)}
+    # A step's env may use hashFiles(): computed by the agent, in the workspace (hashfiles.py).
+    contexts["env"] = {**contexts["env"], **_evaluated_env(step_plan.env, contexts, hashfiles.deferred)}
     if job.agent:
         contexts["agent"] = {"name": job.agent, "group": job.runs_on}
     return contexts

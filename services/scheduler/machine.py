@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from waterflow_common import subjects
+from waterflow_common import hashfiles, subjects
 from waterflow_common.durations import DURATION_HINT, parse_duration
 from waterflow_common.groups import Fleet
 from waterflow_common.matrix import from_value as matrix_from_value
@@ -697,10 +697,10 @@ class _Run:
         step_plan = job_plan.steps[step.index]
         try:
             ctx = ctx or contexts.step_contexts(self.state, self.plan, job, step, self.secrets)
-            concrete = msgspec.structs.replace(
+            concrete = msgspec.structs.replace(  # hashFiles(): left for the agent (hashfiles.py)
                 step_plan,
-                run=None if step_plan.run is None else render(step_plan.run, ctx),
-                with_=evaluate_value(dict(step_plan.with_), ctx) if step_plan.with_ else {},
+                run=None if step_plan.run is None else render(step_plan.run, ctx, hash_files=hashfiles.deferred),
+                with_=evaluate_value(dict(step_plan.with_), ctx, hash_files=hashfiles.deferred) if step_plan.with_ else {},
             )
         except ExpressionError as error:
             self._fail_without_running(job, step, f"expression error: {error}")

@@ -1,4 +1,4 @@
-"""No run can wedge, end to end: a step env that cannot be evaluated by the scheduler, and step
+"""No run can wedge, end to end: a step env that cannot be evaluated, and step
 outputs too large for one NATS message, each end the run failed with the reason in seconds (they
 used to leave it ``running`` forever, with the scheduler retrying the event every second)."""
 
@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from waterflow import Client
 
-HASHFILES_IN_ENV = """
+BAD_ENV = """
 name: poison-env
 jobs:
   build:
     runs-on: local
     steps:
       - env:
-          KEY: deps-${{ hashFiles('*.lock') }}
+          KEY: deps-${{ fromJSON(inputs.meta).key }}
         run: echo "$KEY"
       - if: always()
         run: echo cleanup
+inputs:
+  meta: {type: string}
 """
 
 HUGE_OUTPUT = """
@@ -32,11 +34,11 @@ jobs:
 
 
 def test_an_env_expression_the_scheduler_cannot_evaluate_fails_the_step_with_the_reason(client: Client) -> None:
-    run_id = client.submit(HASHFILES_IN_ENV)["id"]
+    run_id = client.submit(BAD_ENV, inputs={"meta": "{not json"})["id"]
     state = client.wait(run_id, timeout=30)
     assert state["status"] == "failed"
     first, cleanup = state["jobs"]["build"]["steps"]
-    assert first["status"] == "failed" and "hashFiles" in first["error"], first
+    assert first["status"] == "failed" and "fromJSON" in first["error"], first
     assert cleanup["status"] == "succeeded"
 
 
