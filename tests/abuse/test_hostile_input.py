@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -52,9 +53,10 @@ def test_row2_a_hostile_run_id_in_a_path_is_a_400_and_the_api_keeps_working(stac
         request = urllib.request.Request(f"{stack.api_url}/v1/workflows/{urllib.parse.quote(run_id)}{suffix}")
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(request, timeout=10)
-        assert caught.value.code == 400
-        assert caught.value.headers["Content-Type"].startswith("application/problem+json")
-        assert "run" in json.loads(caught.value.read())["detail"]
+        with caught.value as response:  # an HTTPError holds the connection: close it
+            assert response.code == 400
+            assert response.headers["Content-Type"].startswith("application/problem+json")
+            assert "run" in json.loads(response.read())["detail"]
     assert client.list(limit=1) is not None
     still_schedules(client)
 

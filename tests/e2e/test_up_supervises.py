@@ -156,6 +156,7 @@ def test_secure_without_an_api_key_makes_one_and_the_api_requires_it(tmp_path: P
         assert oct(key_file.stat().st_mode & 0o777) == "0o600"
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(f"http://127.0.0.1:{api_port}/v1/workflows", timeout=10)
+        caught.value.close()
         assert caught.value.code == 401
         client = Client(f"http://127.0.0.1:{api_port}", api_key=key_file.read_text().strip())
         assert client.list(limit=1) is not None
