@@ -828,3 +828,28 @@ def test_string_equality_ignores_case(text: str) -> None:
     assert evaluate("a == b", values) is True
     assert evaluate("contains(a, b)", values) is True
     assert evaluate("format('{0}', a)", values) == text
+
+
+# case(): GitHub's newest function (actions/languageservices expressions, "case( pred1, val1, ...,
+# default )"): the value of the first true predicate, else the last argument; predicates are booleans.
+@pytest.mark.parametrize("expression, expected", [
+    ("case(true, 'first', 'default')", "first"),
+    ("case(false, 'first', 'default')", "default"),
+    ("case(false, 'first', true, 'second', 'default')", "second"),
+    ("case(false, 'first', false, 'second', 'default')", "default"),
+    ("case(1 == 1, 'equal', 'not equal')", "equal"),
+    ("case(github.ref == 'refs/heads/main', 'main', github.event_name == 'pull_request', 'pr', 'other')", "other"),
+])
+def test_case_function(expression: str, expected: str) -> None:
+    contexts = {"github": {"ref": "refs/heads/dev", "event_name": "push"}}
+    assert evaluate_value("${{ " + expression + " }}", contexts) == expected
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("case(true, 'a')", "takes 3 to 255 arguments"),
+    ("case(true, 'a', false, 'b')", "odd number of arguments"),
+    ("case('yes', 'a', 'b')", "predicate 1 must be a boolean"),
+])
+def test_case_function_errors(expression: str, message: str) -> None:
+    with pytest.raises(ExpressionError, match=message):
+        evaluate_value("${{ " + expression + " }}", {})

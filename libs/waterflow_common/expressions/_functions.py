@@ -89,6 +89,7 @@ class FunctionSignature:
 SIGNATURES: dict[str, FunctionSignature] = {
     signature.name.lower(): signature
     for signature in (
+        FunctionSignature("case", 3, 255),
         FunctionSignature("contains", 2, 2),
         FunctionSignature("startsWith", 2, 2),
         FunctionSignature("endsWith", 2, 2),
@@ -221,7 +222,21 @@ def from_json_value(text: Any) -> Any:
     return from_json(convert_to_string(text))
 
 
+def case(*args: Any) -> Any:
+    """GitHub's ``case(pred1, val1, pred2, val2, ..., default)``: the value of the first predicate
+    that is true, else the default. Each predicate must be a boolean (actions/languageservices)."""
+    for position in range(0, len(args) - 1, 2):
+        predicate = args[position]
+        if kind_of(predicate) is not Kind.BOOLEAN:
+            raise ExpressionError(f"case(): predicate {position // 2 + 1} must be a boolean, "
+                                  f"got {kind_of(predicate).name.lower()} {shorten(str(predicate))}")
+        if predicate:
+            return args[position + 1]
+    return args[-1]
+
+
 _PURE_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "case": case,
     "contains": contains,
     "startswith": starts_with,
     "endswith": ends_with,

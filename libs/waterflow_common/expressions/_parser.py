@@ -227,6 +227,11 @@ class _Parser:
             raise ExpressionError(
                 f"{signature.name}() takes {signature.describe_arity()}, got {len(args)}", name.column
             )
+        if key == "case" and len(args) % 2 == 0:
+            raise ExpressionError(
+                f"case() takes predicate/value pairs and a default: an odd number of arguments, got {len(args)}",
+                name.column,
+            )
         function = _at(name, ast.Name(id=key, ctx=ast.Load()))
         return _at(name, ast.Call(func=function, args=args, keywords=[]))
 
