@@ -11,6 +11,7 @@ Exit codes: 0 success, 1 the run failed, 2 a user mistake (bad file, bad argumen
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import signal
@@ -198,8 +199,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     client = _client(args)
     state = client.get(args.run_id)
     if args.json:
-        import json
-
         console.print_json(json.dumps(state))
         return EXIT_OK
     from .follow import render_summary
@@ -227,8 +226,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    runs = _client(args).list(args.limit, args.before)
+    if args.json:  # the API's own shape: {"runs": [...]}, one document, for scripts
+        print(json.dumps({"runs": runs}, indent=2))
+        return EXIT_OK
     table = Table("id", "workflow", "status", "created")
-    for run in _client(args).list(args.limit, args.before):
+    table.columns[0].no_wrap = True  # an id is copied whole, never folded or cut
+    for run in runs:
         table.add_row(run["id"], Text(run["workflow"]), run["status"], str(run.get("created_at", "")))
     console.print(table)
     return EXIT_OK
@@ -236,8 +240,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 2 when any file has an error; warnings alone exit 0."""
-    import json
-
     from waterflow_compiler import compile_workflow
     from waterflow_compiler.nodes import local_catalog
     from waterflow_compiler.reuse import FileWorkflows, template_dirs
@@ -365,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list recent runs")
     lst.add_argument("--limit", type=int, default=20)
     lst.add_argument("--before", metavar="RUN_ID", help="only runs older than this one (the next page)")
+    lst.add_argument("--json", action="store_true", help='print {"runs": [...]} as the API returns it')
     lst.set_defaults(handler=cmd_list)
 
     validate = sub.add_parser("validate", help="check workflow files without running them")
