@@ -34,3 +34,7 @@ MAX_DURATION_TEXT = 64
 
 MAX_WEBHOOK_PAYLOAD_BYTES = 64 * 1024
 """Bytes of a webhook's JSON body (it is kept with the run as ``github.event``)."""
+
+MAX_PLAN_BYTES = 512 * 1024
+"""Encoded bytes of a compiled workflow: it travels in one NATS message and is stored as one
+KV value (``max_payload``: 1 MB by default)."""

@@ -37,6 +37,62 @@ class TriggerFired(msgspec.Struct, frozen=True, kw_only=True):
     """A webhook's whole JSON body: the run's ``github.event`` (data, never pasted into scripts)."""
 
 
+_CRON_FIELDS = (  # (name, lowest, highest, names for values)
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
+    ("day of week", 0, 7, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
+)
+
+
+def cron_problem(cron: str) -> str | None:
+    """What is wrong with a cron expression (five fields, or six with leading seconds), or None.
+
+    Each field is ``*``, a value, a range ``a-b``, any of those with a step ``/n``, or a comma
+    list of them; months and weekdays may be names (``JAN``, ``MON``). Values are checked
+    against each field's range (a schedule NATS would refuse is refused here, with the reason).
+    """
+    if len(cron) > 200:
+        return "a cron expression is at most 200 characters"
+    fields = cron.split()
+    if len(fields) not in (5, 6):
+        return f"{len(fields)} fields; expected five (minute hour day-of-month month day-of-week) or six (seconds first)"
+    specs = _CRON_FIELDS if len(fields) == 6 else _CRON_FIELDS[1:]
+    for text, (name, low, high, names) in zip(fields, specs):
+        for item in text.split(","):
+            problem = _cron_item_problem(item, name, low, high, names)
+            if problem:
+                return problem
+    return None
+
+
+def _cron_item_problem(item: str, name: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
+    body, _, step = item.partition("/")
+    if step and (not step.isdigit() or int(step) == 0):
+        return f"{name}: step {step!r} must be a positive number"
+    if body in ("*", "?"):
+        return None
+    bounds = body.split("-")
+    if len(bounds) > 2 or not all(bounds):
+        return f"{name}: {item!r} is not a value, a range 'a-b' or '*'"
+    values = []
+    for bound in bounds:
+        if bound.isdigit():
+            value = int(bound)
+        elif bound.upper() in names:
+            value = names.index(bound.upper()) + (1 if name == "month" else 0)
+        else:
+            return f"{name}: {bound!r} is not a number" + (f" or one of {', '.join(names)}" if names else "")
+        if not low <= value <= high:
+            return f"{name}: {value} is out of range ({low}-{high})"
+        values.append(value)
+    if len(values) == 2 and values[0] > values[1]:
+        return f"{name}: the range {item!r} runs backwards"
+    return None
+
+
 def nats_cron(cron: str) -> str:
     """NATS schedules take six fields (seconds first); workflows write GitHub's five."""
     fields = cron.split()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from waterflow_common.log import get_logger
 from waterflow_common.messages import RunCancelRequested, RunCompleted, RunRetryRequested, decode_event
 from waterflow_common.streams import follow
 
+from .bodies import parse_json
 from .runs import InvalidInputs, Runs, ServiceUnavailable, decode_log_batch, log_lines, public_state
 
 log = get_logger("waterflow.api")
@@ -91,10 +91,7 @@ async def read_workflow(request: web.Request) -> tuple[str, str, dict[str, objec
     filename = request.query.get("filename", "workflow.yml")
     inputs: dict[str, object] = {k[6:]: v for k, v in request.query.items() if k.startswith("input.")}
     if request.content_type == "application/json":
-        try:
-            body = json.loads(raw)
-        except ValueError as error:
-            raise web.HTTPBadRequest(text=f"the body is not valid JSON: {error}") from error
+        body = parse_json(raw)
         if not isinstance(body, dict) or not isinstance(body.get("workflow"), str):
             raise web.HTTPBadRequest(text='expected a JSON object {"workflow": "<yaml text>"}')
         if not isinstance(body.get("inputs", {}), dict):

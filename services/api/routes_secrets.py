@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 
 from aiohttp import web
 from nats.js import JetStreamContext
 
 from waterflow_common import subjects
 from waterflow_common.secrets import KvSecretProvider, check_name
+
+from .bodies import parse_json
 
 MAX_SECRET_BYTES = 64 * 1024
 _JS = web.AppKey("secrets_js", JetStreamContext)
@@ -36,10 +37,10 @@ async def put_secret(request: web.Request) -> web.Response:
     if len(raw) > MAX_SECRET_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_SECRET_BYTES, actual_size=len(raw))
     if request.content_type == "application/json":
-        try:
-            value = json.loads(raw)["value"]
-        except (ValueError, KeyError, TypeError) as error:
-            raise web.HTTPBadRequest(text='expected {"value": "<secret>"}') from error
+        body = parse_json(raw)
+        value = body.get("value") if isinstance(body, dict) else None
+        if value is None:
+            raise web.HTTPBadRequest(text='expected {"value": "<secret>"}')
         if not isinstance(value, str):
             raise web.HTTPBadRequest(text="the secret value must be a string")
     else:

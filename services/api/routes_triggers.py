@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from waterflow_common.diagnostics import to_problem
 from waterflow_common.limits import MAX_WEBHOOK_PAYLOAD_BYTES
 
-from waterflow_common.diagnostics import to_problem
-
+from .bodies import parse_json
 from .triggers import Triggers
 
 TRIGGERS = web.AppKey("triggers", Triggers)
@@ -61,10 +60,7 @@ async def fire(request: web.Request) -> web.Response:
     raw = await request.read()
     if len(raw) > MAX_WEBHOOK_PAYLOAD_BYTES:
         raise web.HTTPBadRequest(text=f"the body is {len(raw)} bytes, over the limit of {MAX_WEBHOOK_PAYLOAD_BYTES}")
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as error:
-        raise web.HTTPBadRequest(text=f"the body is not valid JSON: {error}") from error
+    body = parse_json(raw) if raw.strip() else {}
     inputs = body.get("inputs", {}) if isinstance(body, dict) else None
     if not isinstance(inputs, dict):
         raise web.HTTPBadRequest(text='expected a JSON object {"inputs": {...}}')

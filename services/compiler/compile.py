@@ -14,7 +14,9 @@ from pathlib import PurePath
 from typing import Any
 
 from waterflow_common.diagnostics import Diagnostic, has_errors
+from waterflow_common.limits import MAX_PLAN_BYTES
 from waterflow_common.plan import JobPlan, Plan
+from waterflow_common.state import encode_plan
 
 from . import expression_check, graph, jobs, names, reuse, schema, toplevel, yaml_source
 from .expression_check import Facts, JobFacts
@@ -60,6 +62,11 @@ def compile_workflow(source: str, filename: str = "workflow.yml", *, nodes: Node
         return None, report.sorted()  # over a bound: do not build (it may be huge)
     options = _Options(default_catalog() if nodes is None else nodes, workflows, (filename,))
     plan = _build(report, document, source, filename, options)
+    if not report.failed:
+        size = len(encode_plan(plan))
+        if size > MAX_PLAN_BYTES:  # it must fit in one NATS message, with room for the run's state
+            report.error(("jobs",), "limit", f"the compiled workflow is {size} bytes, over the limit of {MAX_PLAN_BYTES}",
+                         "split it into workflows that call each other, or use a matrix instead of repeated jobs", key=True)
     return (None if report.failed else plan), report.sorted()
 
 

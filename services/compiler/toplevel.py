@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from waterflow_common.plan import Concurrency, InputSpec
+from waterflow_common.triggers import cron_problem
 
 from .report import Report, did_you_mean
 from .yaml_source import Path
@@ -15,7 +16,6 @@ TRIGGERS = ("manual", "schedule", "webhook")
 _GITHUB_TRIGGERS = {"workflow_dispatch": "manual", "repository_dispatch": "webhook", "push": "webhook",
                     "pull_request": "webhook", "workflow_call": "manual"}
 _INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
 
 
 def _matches_type(value: object, kind: str) -> bool:
@@ -90,8 +90,8 @@ def triggers(report: Report, raw: object) -> dict[str, object]:
             cron_path: Path = ("on", "schedule", index, "cron")
             if not isinstance(cron, str):
                 report.error(("on", "schedule", index), "schedule", "each schedule entry needs 'cron: \"<min> <hour> <day> <month> <weekday>\"'")
-            elif len(cron.split()) not in (5, 6) or not all(_CRON_FIELD.match(f) for f in cron.split()):
-                report.error(cron_path, "schedule", f"invalid cron expression {cron!r}",
+            elif (problem := cron_problem(cron)) is not None:
+                report.error(cron_path, "schedule", f"invalid cron expression {cron[:60]!r}: {problem}",
                              "five fields: minute hour day-of-month month day-of-week, e.g. '30 2 * * 1-5' "
                              "(six with a leading seconds field)")
     elif "schedule" in entries and schedule is not None:

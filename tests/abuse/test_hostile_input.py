@@ -93,3 +93,35 @@ def test_names_over_the_limit_are_refused_with_their_position(client: Client, wh
     }[where]
     error = submit_error(client, workflow)
     assert f"the {where} is 300 characters long" in str(error)
+
+
+def _post(stack: Stack, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+    request = urllib.request.Request(f"{stack.api_url}{path}", data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+def test_row12_a_lone_surrogate_in_json_is_a_400_not_a_500(stack: Stack) -> None:
+    status, problem = _post(stack, "/v1/workflows", b'{"workflow": "\\ud800"}')
+    assert status == 400 and "not valid Unicode" in problem["detail"]
+    status, problem = _post(stack, "/v1/validate", b'{"workflow": "name: \\udfff"}')
+    assert status == 400
+
+
+def test_row12_an_out_of_range_cron_is_refused_at_registration(client: Client) -> None:
+    workflow = 'name: x\non:\n  schedule:\n    - cron: "99 * * * *"\njobs:\n  a:\n    runs-on: local\n    steps:\n      - run: echo\n'
+    with pytest.raises(ApiError) as caught:
+        client.add_trigger(workflow, "cron.yml")
+    assert caught.value.status == 400 and "minute: 99 is out of range (0-59)" in str(caught.value)
+
+
+def test_row12_a_plan_too_large_for_nats_is_a_diagnostic_not_a_503(client: Client) -> None:
+    jobs = "".join(f"  j{i}:\n    runs-on: local\n    steps:\n      - run: echo {i} with some text to make the plan bigger\n"
+                   for i in range(5000))
+    error = submit_error(client, "name: big\njobs:\n" + jobs)
+    assert "over the limit of 524288" in str(error)
