@@ -20,6 +20,12 @@ log = get_logger("waterflow.agent.logs")
 
 FLUSH_INTERVAL = 0.1
 MAX_BATCH = 256
+MAX_BATCH_CHARS = 256 * 1024
+"""Characters of one batch (a message must stay under NATS's max_payload, 1 MB by default)."""
+MAX_BUFFERED_LINES = 20_000
+"""Lines waiting to be published; more are dropped (and counted) until the log catches up."""
+MAX_LOG_BYTES = 64 * 1024 * 1024
+"""Characters of one step attempt's log; the rest is dropped, with one line saying so."""
 
 
 class LogSink:
@@ -29,13 +35,21 @@ class LogSink:
         self._mask = Masker(task.mask)
         self._subject = subjects.step_logs(task.run_id, task.job_id, task.step.index)
         self._lines: list[LogLine] = []
+        self._bytes = 0
+        self._dropped = 0
         self._seq = 0
         self._wakeup = asyncio.Event()
         self._closed = False
         self._flusher = asyncio.create_task(self._run())
 
     def emit(self, stream: str, text: str) -> None:
+        if len(self._lines) >= MAX_BUFFERED_LINES or self._bytes >= MAX_LOG_BYTES:
+            # A step that writes faster than its log can be stored (``yes``), or far too much:
+            # drop lines, say how many, and keep the agent's memory bounded.
+            self._dropped += 1
+            return
         text = self._mask(text)
+        self._bytes += len(text)
         self._lines.append(LogLine(time.time(), stream, text))  # type: ignore[arg-type]
         if len(self._lines) >= MAX_BATCH:
             self._wakeup.set()
@@ -59,8 +73,13 @@ class LogSink:
                 return
 
     async def _flush(self) -> None:
-        while self._lines:
-            lines, self._lines = self._lines[:MAX_BATCH], self._lines[MAX_BATCH:]
+        pending, self._lines = self._lines, []
+        if self._dropped:
+            why = "the step wrote faster than its log could be stored" if self._bytes < MAX_LOG_BYTES else (
+                f"the step's log reached {MAX_LOG_BYTES // (1024 * 1024)} MiB")
+            pending.append(LogLine(time.time(), "system", f"[{self._dropped} lines not logged: {why}]"))
+            self._dropped = 0
+        for lines in _batches(pending):
             batch = LogBatch(
                 run_id=self._task.run_id, job_id=self._task.job_id, step_index=self._task.step.index,
                 attempt=self._task.attempt, seq=self._seq, lines=lines,
@@ -76,3 +95,20 @@ class LogSink:
                         log.error("logs.dropped", subject=self._subject, lines=len(lines), error=str(error))
                         break
                     await asyncio.sleep(delay)
+
+
+def _batches(lines: list[LogLine]) -> list[list[LogLine]]:
+    """``lines`` cut into batches of at most MAX_BATCH lines and MAX_BATCH_CHARS characters, so
+    that each fits in one NATS message (long lines are up to 16 KiB each)."""
+    batches: list[list[LogLine]] = []
+    current: list[LogLine] = []
+    size = 0
+    for line in lines:
+        if current and (len(current) >= MAX_BATCH or size + len(line.text) > MAX_BATCH_CHARS):
+            batches.append(current)
+            current, size = [], 0
+        current.append(line)
+        size += len(line.text)
+    if current:
+        batches.append(current)
+    return batches
