@@ -28,6 +28,9 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         schedules = ", ".join(trigger["crons"]) or "none (webhook only)"
         console.print(f"trigger [bold]{trigger['id']}[/] for {escape(trigger['name'])}: schedules {schedules}; "
                       f"webhook POST {args.api_url}{trigger['webhook']}", markup=True)
+        console.print(f"webhook secret (shown only now): {trigger['webhook_secret']}\n"
+                      "sign each call's body: header X-Waterflow-Signature-256: sha256=<HMAC-SHA256 hex> "
+                      "(GitHub webhooks do this with the secret set as theirs)")
     elif args.trigger_command == "list":
         table = Table("id", "workflow", "schedules", "webhook")
         for trigger in client.triggers():

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from waterflow_common.errors import WaterflowError
+from waterflow_common.triggers import SIGNATURE_HEADERS, webhook_signature
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -145,11 +146,16 @@ class Client:
 
     def fire_trigger(
         self, trigger_id: str, inputs: dict[str, Any] | None = None, payload: dict[str, Any] | None = None,
+        secret: str | None = None,
     ) -> dict[str, Any]:
         """What a webhook call does: start a run of the registered workflow now. ``payload``:
-        more of the JSON body (the run sees the whole body as ``github.event``)."""
+        more of the JSON body (the run sees the whole body as ``github.event``). ``secret``: the
+        trigger's webhook secret, to sign the call as a webhook sender does (no API key needed)."""
         body = json.dumps({**(payload or {}), "inputs": inputs or {}}).encode()
-        return self._json("POST", f"/v1/triggers/{quote(trigger_id, safe='')}/fire", body, "application/json")
+        headers = {SIGNATURE_HEADERS[0]: webhook_signature(secret, body)} if secret else None
+        path = f"/v1/triggers/{quote(trigger_id, safe='')}/fire"
+        with self._request("POST", path, body, "application/json", headers=headers) as response:
+            return json.loads(response.read())
 
     def delete_trigger(self, trigger_id: str) -> None:
         with self._request("DELETE", f"/v1/triggers/{quote(trigger_id, safe='')}"):

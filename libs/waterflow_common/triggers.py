@@ -27,6 +27,27 @@ class Trigger(msgspec.Struct, kw_only=True):
     """Inputs every run gets (a webhook's inputs override them)."""
     crons: list[str] = []
     created_at: datetime = msgspec.field(default_factory=utcnow)
+    webhook_secret: str = ""
+    """Signs webhook calls (``X-Waterflow-Signature-256: sha256=<HMAC of the body>``, as GitHub's
+    ``X-Hub-Signature-256``): shown once, when the trigger is registered; never listed."""
+
+
+SIGNATURE_HEADERS = ("X-Waterflow-Signature-256", "X-Hub-Signature-256")
+"""Headers a signed webhook call may carry (ours, or GitHub's name for the same thing)."""
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """The signature header value of ``body``: ``sha256=<hex HMAC-SHA256>``."""
+    import hashlib
+    import hmac
+
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(secret: str, body: bytes, given: str) -> bool:
+    import hmac
+
+    return bool(secret) and hmac.compare_digest(webhook_signature(secret, body), given.strip())
 
 
 class TriggerFired(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from waterflow_common.diagnostics import to_problem
 from waterflow_common.limits import MAX_WEBHOOK_PAYLOAD_BYTES
+from waterflow_common.triggers import SIGNATURE_HEADERS, signature_matches
 
 from .bodies import parse_json
 from .triggers import Triggers
@@ -16,10 +17,21 @@ from .triggers import Triggers
 TRIGGERS = web.AppKey("triggers", Triggers)
 
 
-def _shown(trigger: Any) -> dict[str, Any]:
+def signature_of(request: web.Request) -> str | None:
+    """The webhook signature the call carries, if any (the API key check lets such a call
+    through: the fire handler checks the signature with the trigger's own secret)."""
+    for header in SIGNATURE_HEADERS:
+        if header in request.headers:
+            return request.headers[header]
+    return None
+
+
+def _shown(trigger: Any, with_secret: bool = False) -> dict[str, Any]:
     body = msgspec.to_builtins(trigger)
     body.pop("source", None)
     body.pop("workflows", None)
+    if not with_secret:
+        body.pop("webhook_secret", None)
     body["webhook"] = f"/v1/triggers/{trigger.id}/fire"
     return body
 
@@ -31,7 +43,7 @@ async def register(request: web.Request) -> web.Response:
     trigger, diagnostics = await request.app[TRIGGERS].register(source, filename, inputs, workflows)
     if trigger is None:
         return web.json_response(to_problem(diagnostics), status=400, content_type="application/problem+json")
-    return web.json_response(_shown(trigger), status=201)
+    return web.json_response(_shown(trigger, with_secret=True), status=201)  # the only time the secret is shown
 
 
 async def list_triggers(request: web.Request) -> web.Response:
@@ -60,6 +72,10 @@ async def fire(request: web.Request) -> web.Response:
     raw = await request.read()
     if len(raw) > MAX_WEBHOOK_PAYLOAD_BYTES:
         raise web.HTTPBadRequest(text=f"the body is {len(raw)} bytes, over the limit of {MAX_WEBHOOK_PAYLOAD_BYTES}")
+    signature = signature_of(request)
+    if signature is not None and not signature_matches(trigger.webhook_secret, raw, signature):
+        raise web.HTTPUnauthorized(text="the webhook signature does not match the body (HMAC-SHA256 with the "
+                                        "trigger's webhook secret, as 'sha256=<hex>')")
     body = parse_json(raw) if raw.strip() else {}
     inputs = body.get("inputs", {}) if isinstance(body, dict) else None
     if not isinstance(inputs, dict):

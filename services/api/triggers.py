@@ -55,7 +55,7 @@ class Triggers:
         schedule = plan.on.get("schedule") or []
         crons = [str(entry["cron"]) for entry in schedule if isinstance(entry, dict) and "cron" in entry]
         trigger = Trigger(id=new_trigger_id(), name=plan.name, source=source, filename=filename,
-                          workflows=workflows, inputs=inputs, crons=crons)
+                          workflows=workflows, inputs=inputs, crons=crons, webhook_secret=secrets.token_urlsafe(32))
         await (await self._kv()).create(trigger.id, msgspec.json.encode(trigger))
         fire = msgspec.json.encode(TriggerFired(trigger_id=trigger.id, by="schedule"))
         for index, cron in enumerate(crons):

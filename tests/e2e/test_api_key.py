@@ -32,3 +32,36 @@ def test_api_key_is_required_when_configured(tmp_path: Path) -> None:
         assert cli.returncode == 0 and run_id in cli.stdout
     finally:
         stack.stop()
+
+
+SIGNED = """
+name: signed-hook
+jobs:
+  j:
+    runs-on: local
+    steps:
+      - run: echo "ref ${{ github.event_name }}"
+"""
+
+
+def test_a_webhook_signed_with_its_trigger_secret_needs_no_api_key(tmp_path: Path) -> None:
+    """Issue #13 row 8: webhook callers (GitHub, GitLab) cannot send our API key; each trigger has
+    its own secret, and a call signed with it (HMAC-SHA256 of the body, GitHub's
+    X-Hub-Signature-256 scheme) is accepted; a wrong or missing signature without the key is not."""
+    stack = Stack(data_dir=tmp_path / "stack", env={"WATERFLOW_API_KEY": "k-123456"})
+    stack.start()
+    try:
+        admin = Client(stack.api_url, api_key="k-123456")
+        trigger = admin.add_trigger(SIGNED, "signed.yml")
+        secret = trigger["webhook_secret"]
+        assert all("webhook_secret" not in t for t in admin.triggers())  # shown once, never listed
+        anonymous = Client(stack.api_url)
+        with pytest.raises(ApiError) as caught:
+            anonymous.fire_trigger(trigger["id"])
+        assert caught.value.status == 401
+        with pytest.raises(ApiError) as caught:
+            anonymous.fire_trigger(trigger["id"], secret="not-the-secret")
+        assert caught.value.status == 401 and "signature" in str(caught.value)
+        assert anonymous.fire_trigger(trigger["id"], secret=secret)["status"] == "fired"
+    finally:
+        stack.stop()
