@@ -20,6 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import msgspec
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -29,9 +31,9 @@ from waterflow_common.errors import UserError
 from . import cli_agents
 from .client import ApiError, Client, called_workflows
 from .follow import follow_run
+from .terminal import console, err
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-from .terminal import console, err
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -157,16 +159,21 @@ def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) ->
     try:
         run = client.submit(source, filename=args.file, inputs=inputs, workflows=called_workflows(args.file))
     except ApiError as error:
-        if error.status == 400 and "errors" in error.problem:
-            diagnostics = [Diagnostic(**d) for d in error.problem["errors"]]
-            sources = {d.path: Path(d.path).read_text(errors="replace") for d in diagnostics if Path(d.path).is_file()}
-            print(_diagnostics_text(diagnostics, {**sources, args.file: source}), file=sys.stderr)
+        entries = error.problem.get("errors") if error.status == 400 else None
+        if not entries:
+            raise
+        if not all("path" in entry for entry in entries):  # e.g. inputs: a message each, no position
+            for entry in entries:
+                err.print(f"[red]error:[/] {escape(str(entry.get('message', entry)))}")
             return EXIT_USAGE
-        raise
-    console.print(f"Run [bold]{run['id']}[/] submitted")
+        diagnostics = [msgspec.convert(entry, Diagnostic) for entry in entries]
+        sources = {d.path: Path(d.path).read_text(errors="replace") for d in diagnostics if Path(d.path).is_file()}
+        print(_diagnostics_text(diagnostics, {**sources, args.file: source}), file=sys.stderr)
+        return EXIT_USAGE
     if args.no_follow:
-        console.print(run["id"])
+        print(run["id"])  # only the id on stdout: RUN=$(waterflow run --no-follow x.yml)
         return EXIT_OK
+    console.print(f"Run [bold]{run['id']}[/] submitted")
     try:
         state = follow_run(client, run["id"], console)
     except KeyboardInterrupt:
@@ -214,12 +221,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    """Each line as ``HH:MM:SS.mmm job › step [err] text``: when, which step (by name), which stream."""
+    from datetime import datetime
+
     client = _client(args)
+    jobs = client.get(args.run_id)["jobs"]
+    if args.job and args.job not in jobs:
+        raise UserError(f"run {args.run_id} has no job {args.job!r} (jobs: {', '.join(jobs)})")
+    names = {(job_id, step["index"]): step["name"] for job_id, job in jobs.items() for step in job["steps"]}
     lines = (item for item in client.watch(args.run_id) if item["kind"] == "log") if args.follow else client.logs(args.run_id)
     for line in lines:
         if args.job and line["job"] != args.job:
             continue
-        shown = Text(f"{line['job']}/{line['step']} ", style="dim")
+        at = datetime.fromtimestamp(line["at"]).strftime("%H:%M:%S.%f")[:-3] if line.get("at") else ""
+        step = names.get((line["job"], line["step"]), f"step {line['step'] + 1}")
+        shown = Text(f"{at} {line['job']} › {step} ", style="dim")
+        if line["stream"] != "stdout":
+            shown.append("[err] " if line["stream"] == "stderr" else "[sys] ", style="red" if line["stream"] == "stderr" else "yellow")
         shown.append(line["text"], style="red" if line["stream"] == "stderr" else "")
         console.print(shown, soft_wrap=True)  # a Text: the step's output is never read as markup
     return EXIT_OK
@@ -417,8 +435,12 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]error:[/] {error}", markup=True)
         return EXIT_USAGE
     except ApiError as error:
-        err.print(f"[red]error:[/] {error}")
+        err.print(f"[red]error:[/] {escape(str(error))}")
         return EXIT_USAGE if 400 <= error.status < 500 else EXIT_UNAVAILABLE
+    except OSError as error:  # a file named on the command line: missing, unreadable, a directory
+        where = f": {error.filename}" if error.filename else ""
+        err.print(f"[red]error:[/] {escape(error.strerror or str(error))}{escape(where)}")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
