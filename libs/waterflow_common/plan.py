@@ -105,3 +105,6 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     jobs: dict[str, JobPlan]
     source: str = ""
     """The YAML text as submitted, kept for `waterflow status --source` and re-runs."""
+    secrets: tuple[str, ...] | None = None
+    """Names of the secrets the plan's expressions read (``secrets.NAME``), found by the compiler:
+    the scheduler resolves these and no others. None in plans made before it was recorded."""

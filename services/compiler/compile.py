@@ -13,12 +13,16 @@ from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import Any
 
+import msgspec
+
 from waterflow_common.diagnostics import Diagnostic, has_errors
+from waterflow_common.expressions import ExpressionError, find_expressions, parse
 from waterflow_common.limits import MAX_PLAN_BYTES
 from waterflow_common.plan import JobPlan, Plan
 from waterflow_common.state import encode_plan
 
 from . import expression_check, graph, jobs, names, reuse, schema, toplevel, yaml_source
+from .contexts import split_reference
 from .expression_check import Facts, JobFacts
 from .nodes import NodeCatalog, default_catalog
 from .report import Report
@@ -63,11 +67,39 @@ def compile_workflow(source: str, filename: str = "workflow.yml", *, nodes: Node
     options = _Options(default_catalog() if nodes is None else nodes, workflows, (filename,))
     plan = _build(report, document, source, filename, options)
     if not report.failed:
+        plan = msgspec.structs.replace(plan, secrets=tuple(sorted(secret_names(plan))))
         size = len(encode_plan(plan))
         if size > MAX_PLAN_BYTES:  # it must fit in one NATS message, with room for the run's state
             report.error(("jobs",), "limit", f"the compiled workflow is {size} bytes, over the limit of {MAX_PLAN_BYTES}",
                          "split it into workflows that call each other, or use a matrix instead of repeated jobs", key=True)
     return (None if report.failed else plan), report.sorted()
+
+
+def secret_names(plan: Plan) -> set[str]:
+    """The secrets the plan's expressions read, after called workflows were inlined: what the
+    scheduler resolves at dispatch (a computed name, ``secrets[inputs.x]``, is not supported)."""
+    names: set[str] = set()
+
+    def visit(value: Any, key: str | None = None) -> None:
+        if isinstance(value, dict):
+            for item_key, item in value.items():
+                visit(item, item_key)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+        elif isinstance(value, str) and ("${{" in value or key == "if"):
+            try:
+                texts = [span.text for span in find_expressions(value)] or ([value] if key == "if" and value.strip() else [])
+                references = [ref for text in texts for ref in parse(text).context_references()]
+            except ExpressionError:
+                return
+            for reference in references:
+                parts = split_reference(reference)
+                if parts[0] == "secrets" and len(parts) > 1 and parts[1] != "*":
+                    names.add(parts[1])
+
+    visit(msgspec.to_builtins(msgspec.structs.replace(plan, source="")))
+    return names
 
 
 def _build(report: Report, document: dict[str, Any], source: str, filename: str, options: _Options) -> Plan:

@@ -261,8 +261,12 @@ class Scheduler:
         """The values of the secrets this run's plan references (read fresh: they may rotate)."""
         names = self._secret_names.get(run_id)
         if names is None:
-            entry = await self.plans.get(run_id)
-            names = self._secret_names[run_id] = contexts.referenced_secrets(entry.value or b"")
+            plan = await self.plan(run_id)
+            if plan.secrets is not None:  # recorded by the compiler
+                names = self._secret_names[run_id] = set(plan.secrets)
+            else:  # a plan compiled before names were recorded
+                entry = await self.plans.get(run_id)
+                names = self._secret_names[run_id] = contexts.referenced_secrets(entry.value or b"")
         return await self.secrets.get(names) if names else {}
 
     async def _fleet(self) -> Fleet:

@@ -227,9 +227,10 @@ def test_jobs_are_in_topological_order_and_levels() -> None:
 
 
 def test_long_chains_of_needs_compile_without_recursion() -> None:
-    jobs = "".join(f"  j{i}:\n    runs-on: web\n" + (f"    needs: j{i - 1}\n" if i else "") + "    steps: [{run: echo}]\n" for i in range(3000))
+    # 2000 jobs: twice Python's recursion limit, still under the plan size limit (MAX_PLAN_BYTES)
+    jobs = "".join(f"  j{i}:\n    runs-on: web\n" + (f"    needs: j{i - 1}\n" if i else "") + "    steps: [{run: echo}]\n" for i in range(2000))
     plan, diagnostics = compile_workflow("jobs:\n" + jobs, "w.yml")
-    assert plan is not None and list(plan.jobs)[-1] == "j2999", diagnostics[:3]
+    assert plan is not None and list(plan.jobs)[-1] == "j1999", diagnostics[:3]
 
 
 def test_durations() -> None:
@@ -252,3 +253,12 @@ def test_every_public_name_imports() -> None:
 
     for name in waterflow_compiler.__all__:
         assert getattr(waterflow_compiler, name) is not None
+
+
+def test_the_plan_records_the_secrets_its_expressions_read() -> None:
+    plan, diagnostics = compile_workflow(
+        "name: s\njobs:\n  a:\n    runs-on: g\n    env:\n      T: ${{ secrets.TOKEN }}\n    steps:\n"
+        "      - run: echo ${{ secrets['DB_PASS'] }} and secrets.NOT_AN_EXPRESSION\n"
+        "      - uses: http@v1\n        with: {url: \"https://x/${{ secrets.URL_PART }}\"}\n", "s.yml")
+    assert plan is not None, diagnostics
+    assert plan.secrets == ("DB_PASS", "TOKEN", "URL_PART")
