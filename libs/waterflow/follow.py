@@ -52,6 +52,10 @@ def follow_run(client: Client, run_id: str, console: Console) -> dict[str, Any]:
             mark = "[green]✓[/]" if kind == "step.succeeded" else "[red]✗[/]"
             why = f" [red]{escape(item['error'])}[/]" if item.get("error") else ""
             console.print(f"  {mark} {item['job_id']} › {name}{why}")
+            for note in item.get("annotations") or ():
+                where = f" {note['file']}:{note.get('line', '?')}" if note.get("file") else ""
+                style = {"error": "red", "warning": "yellow"}.get(note["level"], "cyan")
+                console.print(f"    [{style}]{note['level']}[/]{escape(where)}: {escape(note['message'])}")
         elif kind == "step.retrying":
             name = name_of(item["job_id"], item["step_index"])
             console.print(f"  [yellow]↻[/] {item['job_id']} › {name} failed, retrying in {item['delay']:g}s")

@@ -152,6 +152,19 @@ class StepStarted(_StepAttemptEvent, frozen=True, kw_only=True, tag="step.starte
     agent: str
 
 
+class Annotation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A ``::error``/``::warning``/``::notice`` a step printed (GitHub's annotations)."""
+
+    level: Literal["error", "warning", "notice"]
+    message: str
+    title: str | None = None
+    file: str | None = None
+    line: int | None = None
+    col: int | None = None
+    end_line: int | None = None
+    end_column: int | None = None
+
+
 class _StepResult(_StepAttemptEvent, frozen=True, kw_only=True):
     agent: str
     exit_code: int | None = None
@@ -162,6 +175,9 @@ class _StepResult(_StepAttemptEvent, frozen=True, kw_only=True):
     """False when the step said no retry can help (a NonRetryableError from a node)."""
     cancelled: bool = False
     """The step was stopped because its run was cancelled or its job timed out."""
+    annotations: tuple[Annotation, ...] = ()
+    summary: str | None = None
+    """What the step wrote to ``$GITHUB_STEP_SUMMARY`` (Markdown, at most 1 MiB)."""
 
 
 class StepSucceeded(_StepResult, frozen=True, kw_only=True, tag="step.succeeded"):

@@ -11,6 +11,7 @@ from typing import Literal
 
 import msgspec
 
+from .messages import Annotation
 from .plan import Plan
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -69,6 +70,10 @@ class StepState(msgspec.Struct, kw_only=True):
     finished_at: datetime | None = None
     attempts: list[AttemptRecord] = []
     cancel_requested: bool = False
+    annotations: list[Annotation] = []
+    """``::error``/``::warning``/``::notice`` lines of the last attempt."""
+    summary: str | None = None
+    """The last attempt's ``$GITHUB_STEP_SUMMARY`` (Markdown)."""
 
 
 class JobState(msgspec.Struct, kw_only=True):

@@ -12,6 +12,7 @@ on this agent; the step's own ``env:`` still wins.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from .nodes.base import (
 )
 from .nodes.registry import NodeRegistry, agent_registry
 from .outputs import OutputFileError, parse_output_file
+from .commands import WorkflowCommands
 from .runner import Emit, run_script
 from .runner import StepResult as _RunnerResult
 
@@ -61,22 +63,48 @@ async def execute_step(
     js: Any = None,
     registry: NodeRegistry | None = None,
     secrets: Mapping[str, str] | None = None,
+    masker: Masker | None = None,
 ) -> StepResult:
     """Run one step attempt to completion, timeout or cancel; never raises for a step failure.
 
     ``registry`` defaults to this process's registry without a plugin directory; ``js`` (the
-    JetStream context) is needed by the file transfer nodes; ``secrets`` are masked in the log.
+    JetStream context) is needed by the file transfer nodes; ``secrets`` are masked in the log;
+    ``masker`` is the step log's (a ``::add-mask::`` then hides a value everywhere at once).
     """
+    masker = masker or Masker(task.mask)
+    for value in (secrets or {}).values():
+        masker.add(value)
     task, env = _with_file_hashes(task, env, workspace)
-    env_file = job_env_file(temp_dir, task)
+    env_file, path_file = job_env_file(temp_dir, task), job_path_file(temp_dir, task)
     env = {**env, **read_env_file(env_file), **task.env,
-           "WATERFLOW_ENV": str(env_file), "GITHUB_ENV": str(env_file)}
+           "WATERFLOW_ENV": str(env_file), "GITHUB_ENV": str(env_file),
+           "WATERFLOW_PATH": str(path_file), "GITHUB_PATH": str(path_file)}
+    env["PATH"] = with_job_path(path_file, env.get("PATH", ""))
     if task.step.run is not None:
-        result = await run_script(task, workspace=workspace, temp_dir=temp_dir, env=env, emit=emit, cancel=cancel)
+        debug = any(env.get(name, "").lower() == "true" for name in ("ACTIONS_STEP_DEBUG", "WATERFLOW_STEP_DEBUG"))
+        commands = WorkflowCommands(masker=masker, debug=debug)
+        result = await run_script(task, workspace=workspace, temp_dir=temp_dir, env=env, emit=emit, cancel=cancel,
+                                  commands=commands)
         could_not_start = (result.error or "").startswith("could not start")
-        return StepResult(exit_code=result.exit_code, error=result.error, outputs=result.outputs, retryable=not could_not_start)
+        return StepResult(exit_code=result.exit_code, error=result.error, outputs=result.outputs, retryable=not could_not_start,
+                          annotations=result.annotations, summary=result.summary)
     return await _execute_node(task, workspace=workspace, temp_dir=temp_dir, env=env, env_file=env_file, emit=emit,
-                               cancel=cancel, js=js, registry=registry or agent_registry(None), secrets=secrets or {})
+                               cancel=cancel, js=js, registry=registry or agent_registry(None), secrets=secrets or {},
+                               masker=masker)
+
+
+def job_path_file(temp_dir: Path, task: StepTask) -> Path:
+    """``$GITHUB_PATH`` of the job: directories a step adds for the job's later steps."""
+    return temp_dir / f"{task.run_id}-{task.job_id}.path"
+
+
+def with_job_path(path_file: Path, path: str) -> str:
+    """``PATH`` with the job's added directories first (the latest added first, as on GitHub)."""
+    try:
+        added = [line.strip() for line in path_file.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return path
+    return os.pathsep.join([*reversed(added), path]) if added else path
 
 
 def _with_file_hashes(task: StepTask, env: dict[str, str], workspace: Path) -> tuple[StepTask, dict[str, str]]:
@@ -130,10 +158,10 @@ async def _execute_node(
     js: Any,
     registry: NodeRegistry,
     secrets: Mapping[str, str],
+    masker: Masker,
 ) -> StepResult:
     step = task.step
     uses = step.uses or ""
-    masker = Masker([*secrets.values(), *task.mask])  # task.mask: secret values the scheduler resolved
     try:
         entry = registry.resolve(uses)
         params = prepare_params(entry.node, step.with_)

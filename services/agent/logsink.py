@@ -32,7 +32,8 @@ class LogSink:
     def __init__(self, js: JetStreamContext, task: StepTask) -> None:
         self._js = js
         self._task = task
-        self._mask = Masker(task.mask)
+        self.masker = Masker(task.mask)
+        """Masks every line; the step's ``::add-mask::`` values are added to it as they come."""
         self._subject = subjects.step_logs(task.run_id, task.job_id, task.step.index)
         self._lines: list[LogLine] = []
         self._bytes = 0
@@ -48,7 +49,7 @@ class LogSink:
             # drop lines, say how many, and keep the agent's memory bounded.
             self._dropped += 1
             return
-        text = self._mask(text)
+        text = self.masker(text)
         self._bytes += len(text)
         self._lines.append(LogLine(time.time(), stream, text))  # type: ignore[arg-type]
         if len(self._lines) >= MAX_BATCH:

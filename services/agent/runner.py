@@ -7,6 +7,7 @@ whole tree the script started, not just the shell, as GitHub's runner and Ansibl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shlex
 import shutil
@@ -17,9 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from waterflow_common.messages import StepTask
+from waterflow_common.messages import Annotation, StepTask
 
 from . import processes
+from .commands import WorkflowCommands
 from .outputs import OutputFileError, parse_output_file
 
 MAX_LINE = 16 * 1024
@@ -55,6 +57,8 @@ class StepResult:
     exit_code: int | None
     error: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    annotations: tuple[Annotation, ...] = ()
+    summary: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -98,17 +102,19 @@ async def run_script(
     env: dict[str, str],
     emit: Emit,
     cancel: asyncio.Event,
+    commands: WorkflowCommands | None = None,
 ) -> StepResult:
-    """Run the task's ``run:`` script to completion, timeout or cancel."""
+    """Run the task's ``run:`` script to completion, timeout or cancel. ``commands`` reads the
+    workflow commands (``::set-output``, ``::add-mask::``…) on its stdout."""
     step = task.step
     assert step.run is not None
     temp_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{task.run_id}-{task.job_id}-{step.index}-{task.attempt}"
     script = temp_dir / f"{stem}{script_suffix(step.shell)}"
     script.write_text(step.run)
-    output_file = temp_dir / f"{stem}.output"
-    output_file.write_text("")
-    env = {**env, "WATERFLOW_OUTPUT": str(output_file), "GITHUB_OUTPUT": str(output_file)}
+    files = StepFiles.create(temp_dir, stem)
+    output_file = files.output
+    env = {**env, **files.environment()}
     cwd = workspace / step.working_directory if step.working_directory else workspace
     try:
         cwd.mkdir(parents=True, exist_ok=True)
@@ -122,17 +128,29 @@ async def run_script(
         return StepResult(exit_code=None, error=f"could not start the step: {error}")
     processes.started(process.pid)
     try:
-        return await _supervise(task, process, emit, cancel, output_file, script)
+        result = await _supervise(task, process, emit, cancel, output_file, script, commands)
     finally:
         processes.finished(process.pid)
+        script.unlink(missing_ok=True)
+    summary = files.read_and_remove()
+    if commands is None:
+        return dataclasses.replace(result, summary=summary)
+    return dataclasses.replace(result, outputs={**commands.outputs, **result.outputs}, summary=summary,
+                               annotations=tuple(commands.annotations))
 
 
 async def _supervise(
     task: StepTask, process: asyncio.subprocess.Process, emit: Emit, cancel: asyncio.Event, output_file: Path, script: Path,
+    commands: WorkflowCommands | None,
 ) -> StepResult:
     """Stream the output of the started step until it ends, times out or is cancelled."""
+    def stdout(stream: str, text: str) -> None:
+        shown = commands.line(text) if commands is not None else (stream, text)
+        if shown is not None:
+            emit(*shown)
+
     readers = [
-        asyncio.create_task(_pump(process.stdout, "stdout", emit)),
+        asyncio.create_task(_pump(process.stdout, "stdout", stdout)),
         asyncio.create_task(_pump(process.stderr, "stderr", emit)),
     ]
     waiter = asyncio.create_task(process.wait())
@@ -159,11 +177,53 @@ async def _supervise(
     except OutputFileError as output_error:
         outputs, error = {}, error or str(output_error)
     finally:
-        script.unlink(missing_ok=True)
         output_file.unlink(missing_ok=True)
     if error is None and exit_code != 0:
         error = f"process exited with code {exit_code}"
     return StepResult(exit_code=exit_code, error=error, outputs=outputs)
+
+
+MAX_SUMMARY_BYTES = 1024 * 1024
+"""GitHub's limit for one step's ``$GITHUB_STEP_SUMMARY``."""
+
+
+@dataclass
+class StepFiles:
+    """The files a ``run:`` step writes for the runner, besides the job's env and path files:
+    ``$GITHUB_OUTPUT`` (outputs), ``$GITHUB_STATE`` (state; no post steps read it here) and
+    ``$GITHUB_STEP_SUMMARY`` (Markdown shown with the step)."""
+
+    output: Path
+    state: Path
+    summary: Path
+
+    @classmethod
+    def create(cls, temp_dir: Path, stem: str) -> StepFiles:
+        files = cls(temp_dir / f"{stem}.output", temp_dir / f"{stem}.state", temp_dir / f"{stem}.summary.md")
+        for path in (files.output, files.state, files.summary):
+            path.write_text("")
+        return files
+
+    def environment(self) -> dict[str, str]:
+        return {"WATERFLOW_OUTPUT": str(self.output), "GITHUB_OUTPUT": str(self.output),
+                "GITHUB_STATE": str(self.state), "WATERFLOW_STEP_SUMMARY": str(self.summary),
+                "GITHUB_STEP_SUMMARY": str(self.summary)}
+
+    def read_and_remove(self) -> str | None:
+        """The step summary (None when empty); every file removed."""
+        summary = None
+        try:
+            with self.summary.open("rb") as handle:
+                data = handle.read(MAX_SUMMARY_BYTES + 1)
+            text = data[:MAX_SUMMARY_BYTES].decode("utf-8", errors="replace")
+            if len(data) > MAX_SUMMARY_BYTES:
+                text += f"\n\n*(summary cut at {MAX_SUMMARY_BYTES // 1024} KiB)*"
+            summary = text if text.strip() else None
+        except OSError:
+            pass
+        for path in (self.output, self.state, self.summary):
+            path.unlink(missing_ok=True)
+        return summary
 
 
 async def _pump(stream: asyncio.StreamReader | None, name: str, emit: Emit) -> None:

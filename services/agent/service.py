@@ -25,7 +25,6 @@ from waterflow_common.auth import agent_inbox_prefix
 from waterflow_common.limits import MAX_STEP_RESULT_BYTES
 from waterflow_common.log import get_logger
 from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
-from waterflow_common.secrets import mask, mask_mapping
 from waterflow_common.settings import AgentSettings
 from waterflow_common.signing import sign_with_token
 
@@ -240,7 +239,7 @@ class Agent:
                 result = await execute_step(
                     task, workspace=workspace, temp_dir=self.work_dir / "_temp",
                     env=step_environment(os.environ, task, extra), emit=sink.emit, cancel=cancel,
-                    js=self.js, registry=agent_registry(default_plugin_dir(self.settings)),
+                    js=self.js, registry=agent_registry(default_plugin_dir(self.settings)), masker=sink.masker,
                 )
             finally:
                 stop_on_shutdown.cancel()
@@ -250,11 +249,14 @@ class Agent:
                 await msg.nak()
                 return
             result_type = StepSucceeded if result.succeeded else StepFailed
+            masked = sink.masker  # the task's secrets and every ::add-mask:: of the step
             event: StepSucceeded | StepFailed = result_type(
                 run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
-                agent=self.name, exit_code=result.exit_code, outputs=mask_mapping(result.outputs, task.mask),
-                error=f"cancelled: {reasons[0]}" if reasons else (result.error and mask(result.error[:MAX_ERROR_CHARS], task.mask)),
+                agent=self.name, exit_code=result.exit_code, outputs={k: masked(v) for k, v in result.outputs.items()},
+                error=f"cancelled: {reasons[0]}" if reasons else (result.error and masked(result.error[:MAX_ERROR_CHARS])),
                 started_at=started_at, cancelled=bool(reasons),
+                annotations=tuple(msgspec.structs.replace(a, message=masked(a.message)) for a in result.annotations),
+                summary=masked(result.summary) if result.summary else None,
                 **({} if result.succeeded else {"retryable": result.retryable}),
             )
             size = len(encode(event))

@@ -239,6 +239,8 @@ class _Run:
         step.agent = event.agent
         step.exit_code = event.exit_code
         step.error = event.error
+        step.annotations = list(event.annotations)
+        step.summary = event.summary
         step.started_at = step.started_at or event.started_at
         step.finished_at = event.at
         if job.agent is None and event.agent != "scheduler":
