@@ -131,7 +131,7 @@ def parse_agent_spec(spec: str) -> tuple[str, tuple[str, ...]]:
     try:
         subjects.check_token(name.strip(), "agent name")
         for group in groups:
-            subjects.check_token(group, "server group")
+            subjects.check_group(group)
     except ValueError as error:
         raise UserError(f"--agent {spec!r}: {error}") from None
     return name.strip(), groups

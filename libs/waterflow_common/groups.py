@@ -121,7 +121,7 @@ def parse_definitions(text: str, source: str = "server-groups.yml") -> dict[str,
     for name, body in (raw.get("groups") or {}).items():
         name = str(name)
         try:
-            subjects.check_token(name, "group name")
+            subjects.check_group(name, "group name")
             body = dict(body or {})
             if isinstance(body.get("labels"), dict):
                 body["labels"] = {str(k): "" if v is None else str(v) for k, v in body["labels"].items()}

@@ -141,14 +141,36 @@ def agent_control(agent_name: str) -> str:
 
 
 # --- tasks -----------------------------------------------------------------------------------
+_GROUP = re.compile(r"^[A-Za-z0-9_.-]+$")
+_GROUP_DOT = "~"
+"""A group name is the user's word and may hold dots (GitHub runner labels: ``ubuntu-22.04``);
+a NATS token cannot. In subjects and consumer names a dot is written ``~``, which a group name
+may not contain, so the mapping is lossless."""
+
+
+def check_group(value: str, what: str = "server group") -> str:
+    """Return ``value`` if it is a valid server group name, else raise ValueError naming it."""
+    if len(value) > MAX_TOKEN_LENGTH:
+        raise ValueError(f"invalid {what}: {len(value)} characters long, over the limit of {MAX_TOKEN_LENGTH}")
+    if not _GROUP.match(value) or value.strip(".") != value or ".." in value:
+        raise ValueError(f"invalid {what} {value!r}: use only letters, digits, '-', '_' and '.' (not at either "
+                         "end, not two in a row)")
+    return value
+
+
+def group_token(group: str) -> str:
+    """The subject token of a server group (``ubuntu-22.04`` -> ``ubuntu-22~04``)."""
+    return check_group(group).replace(".", _GROUP_DOT)
+
+
 def group_tasks(group: str) -> str:
     """Tasks for any one agent of a server group."""
-    return f"{PREFIX}.tasks.group.{check_token(group, 'server group')}"
+    return f"{PREFIX}.tasks.group.{group_token(group)}"
 
 
 def group_consumer(group: str) -> str:
     """Durable consumer shared by the agents of one group (work-queue: one per subject)."""
-    return f"group-{check_token(group, 'server group')}"
+    return f"group-{group_token(group)}"
 
 
 def agent_tasks(agent_name: str) -> str:

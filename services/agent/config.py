@@ -86,7 +86,7 @@ def load_agent_settings(
     try:
         subjects.check_token(settings.agent_name, "agent name")
         for group in settings.groups:
-            subjects.check_token(group, "server group")
+            subjects.check_group(group)
     except ValueError as error:
         raise UserError(str(error)) from None
     if settings.max_concurrent_steps < 1:

@@ -15,9 +15,10 @@ from waterflow_common.plan import JobPlan, RetryPolicy, StepPlan
 
 from . import matrix as matrix_module
 from . import nodes
+from waterflow_common import subjects
 from waterflow_common.durations import DURATION_HINT, parse_duration
 from waterflow_common.limits import MAX_NAME_LENGTH, MAX_RETRY_ATTEMPTS, MIN_RETRY_INTERVAL_SECONDS
-from .graph import JOB_ID, needs_of
+from .graph import needs_of
 from .report import Report
 from .yaml_source import Path
 
@@ -194,9 +195,11 @@ def _runs_on(report: Report, job_id: str, job: dict[str, Any]) -> tuple[str | No
         report.error(path, "limit", f"the server group name is {len(group)} characters long, over the limit of {MAX_NAME_LENGTH}",
                      "use a shorter group name")
         return None, each, labels
-    if "${{" not in group and not JOB_ID.match(group):
-        report.error(path, "invalid-value", f"invalid server group {group!r}",
-                     "group names contain only letters, digits, '-' and '_'")
+    if "${{" not in group:
+        try:
+            subjects.check_group(group)
+        except ValueError as error:
+            report.error(path, "invalid-value", str(error), "e.g. 'web', 'db-eu' or 'ubuntu-22.04'")
     return group, each, labels
 
 

@@ -391,8 +391,9 @@ class _Run:
         if not run_it:
             self._skip_job(job, "cancelled" if self.state.cancel_requested else "skipped")
             return
-        try:
-            group = self._resolve_group(job_plan, ctx)
+        per_combination = job.is_aggregate and not job_plan.each and "matrix" in job_plan.runs_on
+        try:  # ``runs-on: ${{ matrix.os }}`` names a group per combination: resolved in _expand
+            group = job_plan.runs_on if per_combination else self._resolve_group(job_plan, ctx)
         except (ExpressionError, ValueError) as error:
             self._fail_job(job, f"runs-on: {error}")
             return
@@ -414,7 +415,7 @@ class _Run:
             value = value.get("group")
         if not isinstance(value, str) or not value:
             raise ValueError(f"evaluated to {value!r}, expected a server group name")
-        return subjects.check_token(value, "server group")
+        return subjects.check_group(value)
 
     def _expand(self, job: JobState, job_plan: JobPlan, ctx: dict[str, object]) -> None:
         """Turn a matrix or fan-out job into its instances, and start as many as allowed."""
@@ -429,8 +430,8 @@ class _Run:
             if not agents:
                 self._fail_job(job, f"no healthy agent in server group {job.runs_on!r} to fan out to")
                 return
-            combos: list[tuple[str, dict[str, object] | None, str | None]] = [
-                (f"{job.id}-{agent}", {"agent": agent}, agent) for agent in agents
+            combos: list[tuple[str, dict[str, object] | None, str | None, str]] = [
+                (f"{job.id}-{agent}", {"agent": agent}, agent, job.runs_on) for agent in agents
             ]
         else:
             matrix = list(job_plan.matrix)
@@ -443,21 +444,28 @@ class _Run:
             if not matrix:
                 self._fail_job(job, "strategy.matrix expanded to no combinations")
                 return
-            members = self.healthy(job.runs_on, job_plan) if job.runs_on in self.defined_groups else []
-            if job.runs_on in self.defined_groups and not members:
-                self._fail_job(job, f"no healthy agent in server group {job.runs_on!r}")
-                return
-            combos = [
-                (f"{job.id}-{i + 1}", combo, members[hash_index(f"{self.state.run_id}/{job.id}-{i + 1}", len(members))] if members else None)
-                for i, combo in enumerate(matrix)
-            ]
+            combos = []
+            for i, combo in enumerate(matrix):
+                instance_id = f"{job.id}-{i + 1}"
+                try:
+                    group = (self._resolve_group(job_plan, {**ctx, "matrix": combo}) if "matrix" in job_plan.runs_on
+                             else job.runs_on)
+                except (ExpressionError, ValueError) as error:
+                    self._fail_job(job, f"runs-on of {instance_id}: {error}")
+                    return
+                members = self.healthy(group, job_plan) if group in self.defined_groups else []
+                if group in self.defined_groups and not members:
+                    self._fail_job(job, f"no healthy agent in server group {group!r}")
+                    return
+                agent = members[hash_index(f"{self.state.run_id}/{instance_id}", len(members))] if members else None
+                combos.append((instance_id, combo, agent, group))
         job.status = "running"
         job.started_at = self.now
         self.effects.event(JobStarted(run_id=self.state.run_id, job_id=job.id, run_attempt=self.state.attempt, at=self.now))
-        for instance_id, combo, agent in combos:
+        for instance_id, combo, agent, group in combos:
             label = ", ".join(str(v) for v in (combo or {}).values())
             self.state.jobs[instance_id] = JobState(
-                id=instance_id, job=job.id, name=f"{job.name} ({label})", runs_on=job.runs_on, parent=job.id,
+                id=instance_id, job=job.id, name=f"{job.name} ({label})", runs_on=group, parent=job.id,
                 matrix=combo, agent=agent,
                 steps=[StepState(index=s.index, name=s.name, id=s.id) for s in job_plan.steps],
             )

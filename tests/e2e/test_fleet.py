@@ -203,3 +203,31 @@ def test_a_fan_out_over_a_group_named_by_an_expression_reaches_every_agent(clien
     state = client.wait(run_id, timeout=60)
     assert state["status"] == "succeeded", state
     assert sorted(j for j in state["jobs"] if j.startswith("check-")) == [f"check-{a}" for a in WEB]
+
+
+DOTTED = """
+name: dotted-labels
+jobs:
+  build:
+    strategy:
+      matrix:
+        os: [ubuntu-22.04]
+    runs-on: ${{ matrix.os }}
+    steps:
+      - run: echo "on $WATERFLOW_GROUP"
+  plain:
+    runs-on: ubuntu-22.04
+    steps:
+      - run: echo plain
+"""
+
+
+def test_a_runner_label_with_dots_is_a_group(fleet: Stack, client: Client) -> None:
+    """Issue #16: ``runs-on: ubuntu-22.04`` (and from a matrix) needs an agent of that group; the
+    name is the user's word, mapped losslessly to a NATS token (``ubuntu-22~04``)."""
+    fleet.start_agent("runner-1", ["ubuntu-22.04"], WATERFLOW_HEARTBEAT_INTERVAL="0.5")
+    wait_status(client, "runner-1", "healthy")
+    state = client.wait(client.submit(DOTTED)["id"], timeout=60)
+    assert state["status"] == "succeeded", state
+    assert state["jobs"]["plain"]["steps"][0]["agent"] == "runner-1"
+    assert "on ubuntu-22.04" in [line["text"] for line in client.logs(state["id"])]

@@ -19,3 +19,15 @@ def test_the_limits_table_matches_the_module() -> None:
     assert set(documented) == set(defined)
     for name, value in defined.items():
         assert float(documented[name]) == float(value), name
+
+
+def test_group_names_may_hold_dots_and_map_losslessly_to_tokens() -> None:
+    import pytest
+
+    from waterflow_common import subjects
+
+    assert subjects.group_tasks("ubuntu-22.04") == "wf.tasks.group.ubuntu-22~04"
+    assert subjects.group_consumer("macos.14.arm") == "group-macos~14~arm"
+    for bad in ("a~b", ".lead", "trail.", "two..dots", "sp ace", "wild*", ""):
+        with pytest.raises(ValueError):
+            subjects.check_group(bad)
