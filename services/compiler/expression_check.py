@@ -113,6 +113,9 @@ def _check_expression(report: Report, facts: Facts, where: Field, path: Path, va
     def at(offset: int) -> tuple[int, int]:
         return _position(report, path, value, text_start + offset, anchor, anchor_end)
 
+    if not text.strip() and not (where.condition and text is value):
+        return  # ``${{ }}`` is null, as on GitHub
+
     try:
         expression = parse(text)
     except ExpressionError as error:

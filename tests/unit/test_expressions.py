@@ -853,3 +853,9 @@ def test_case_function(expression: str, expected: str) -> None:
 def test_case_function_errors(expression: str, message: str) -> None:
     with pytest.raises(ExpressionError, match=message):
         evaluate_value("${{ " + expression + " }}", {})
+
+
+def test_an_empty_expression_is_null_as_on_github() -> None:
+    # GitHub: "${{ }}" evaluates to null (an empty string when rendered into text).
+    assert evaluate_value("${{ }}", {}) is None
+    assert evaluate_value("a${{ }}b", {}) == "ab"

@@ -90,6 +90,8 @@ def _columns_in_template(span: Span) -> contextlib.AbstractContextManager[None]:
 
 
 def _evaluate_span(span: Span, contexts: Mapping[str, Any], status: StatusLike, hash_files: HashFiles | None) -> Any:
+    if not span.text.strip():
+        return None  # an empty ``${{ }}`` is null, as on GitHub
     with _columns_in_template(span):
         return parse(span.text).evaluate(contexts, status=status, hash_files=hash_files)
 
