@@ -16,9 +16,11 @@ scheduler that has published them itself.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import defaultdict
 
 import msgspec
+from cachetools import LRUCache
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -56,6 +58,11 @@ from .concurrency import ConcurrencyGroups
 log = get_logger("waterflow.scheduler")
 
 MAX_CONFLICT_RETRIES = 50
+RUN_CACHE_SIZE = 2000
+"""Runs whose plan and last state a scheduler keeps in memory (the rest are read again)."""
+PUBLISHED_CACHE_SIZE = 50_000
+"""Outbox messages remembered as published (forgetting one only means publishing it again:
+the stream drops the duplicate by its msg id)."""
 POISON_AFTER = 5
 """Deliveries of an event that fails every time after which its run is ended failed (a poison
 event: a message too large for NATS, a state that cannot be read)."""
@@ -74,20 +81,29 @@ class Scheduler:
         self.signer = signer
         self.concurrency = ConcurrencyGroups(slots)
         self.secrets: SecretProvider = secrets
-        self._secret_names: dict[str, set[str]] = {}
+        # Per-run caches are bounded: a run another scheduler finished never says goodbye here.
+        self._secret_names: LRUCache[str, set[str]] = LRUCache(RUN_CACHE_SIZE)
         self.tracer = RunTracer.from_settings(settings.otel_endpoint, settings.otel_file)
         self.groups = load_provider(settings.server_groups)
         self.nc = nc
         self.js = nc.jetstream()
         self.plans = plans
-        self._plans: dict[str, Plan] = {}
+        self._plans: LRUCache[str, Plan] = LRUCache(RUN_CACHE_SIZE)
         self.store = RunStore(nc)
-        self._states: dict[str, StoredRun] = {}
+        self._states: LRUCache[str, StoredRun] = LRUCache(RUN_CACHE_SIZE)
         """run id -> the state this scheduler last wrote (or read) for the run."""
-        self._published: set[str] = set()
+        self._published: LRUCache[str, bool] = LRUCache(PUBLISHED_CACHE_SIZE)
+        """msg ids this scheduler published (and has not yet pruned from their run's outbox)."""
         self._fleet_cache: tuple[float, Fleet] | None = None
         """(when read, the healthy agents): read at most every DIRECTORY_MAX_AGE seconds."""
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        """One lock per run being handled; gone once nobody holds or waits for it."""
+
+    def _lock(self, run_id: str) -> asyncio.Lock:
+        lock = self._locks.get(run_id)
+        if lock is None:
+            lock = self._locks[run_id] = asyncio.Lock()
+        return lock
 
     async def plan(self, run_id: str) -> Plan:
         plan = self._plans.get(run_id)
@@ -111,7 +127,7 @@ class Scheduler:
                         agent=getattr(event, "agent", None), seq=msg.metadata.sequence.stream)
             await msg.term()
             return
-        async with self._locks[event.run_id]:
+        async with self._lock(event.run_id):
             try:
                 state, outgoing = await self._apply(event)
             except NotFoundError:
@@ -128,7 +144,6 @@ class Scheduler:
             self._plans.pop(event.run_id, None)
             self._states.pop(event.run_id, None)
             self._secret_names.pop(event.run_id, None)
-            self._locks.pop(event.run_id, None)
 
     async def handle_failure(self, msg: Msg, error: Exception) -> None:
         """An event that could not be handled: try again later (NATS may be away), but never
@@ -156,7 +171,7 @@ class Scheduler:
 
     async def fail_run(self, run_id: str, reason: str) -> None:
         """End a run failed with ``reason``, whatever its outbox held (it may be what failed)."""
-        async with self._locks[run_id]:
+        async with self._lock(run_id):
             self._states.pop(run_id, None)
             plan = await self.plan(run_id)
             for _ in range(MAX_CONFLICT_RETRIES):
@@ -284,7 +299,7 @@ class Scheduler:
         kept = []
         for entry in state.outbox:
             if entry.msg_id in self._published:
-                self._published.discard(entry.msg_id)
+                self._published.pop(entry.msg_id, None)
             else:
                 kept.append(entry)
         return kept
@@ -299,7 +314,7 @@ class Scheduler:
                 await self.js.publish(entry.subject, entry.data, headers=headers)
             else:
                 await self.nc.publish(entry.subject, entry.data)
-            self._published.add(entry.msg_id)
+            self._published[entry.msg_id] = True
 
         await asyncio.gather(*(publish(entry) for entry in pending))
 
