@@ -97,9 +97,15 @@ class EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
 
 class RunCreated(EventBase, frozen=True, kw_only=True, tag="run.created"):
-    """Appended by the API after the plan and the initial state are stored."""
+    """The run exists: appended by the API once its plan is stored. It is the commit point of a
+    submit, so it carries what the run's first state is made of; the API then stores that state,
+    and a scheduler that finds none (the API died in between) stores it itself. An API that dies
+    earlier leaves only an unused plan — never a run stuck ``queued``."""
 
     workflow: str
+    inputs: dict[str, object] = {}
+    event_name: str = "api"
+    event: object = None
 
 
 class JobStarted(EventBase, frozen=True, kw_only=True, tag="job.started"):

@@ -11,7 +11,7 @@ from typing import Literal
 
 import msgspec
 
-from .messages import Annotation
+from .messages import Annotation, RunCreated
 from .plan import Plan
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -188,3 +188,8 @@ def encode_plan(plan: Plan) -> bytes:
 
 def decode_plan(data: bytes) -> Plan:
     return _plan_decoder.decode(data)
+
+
+def state_of(created: RunCreated, plan: Plan) -> RunState:
+    """The first state of the run ``created`` announces (the API's and a scheduler's, alike)."""
+    return initial_state(created.run_id, plan, created.at, dict(created.inputs), created.event_name, created.event)

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from nats.aio.client import Client
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from waterflow_common import subjects
 from waterflow_common.diagnostics import Diagnostic
@@ -35,7 +35,7 @@ from waterflow_common.messages import (
 from waterflow_common.plan import Plan
 from waterflow_common.signing import load_signer
 from waterflow_common.runstore import RunStore
-from waterflow_common.state import RunState, decode_plan, initial_state
+from waterflow_common.state import RunState, decode_plan, state_of
 from waterflow_common.streams import read_stored
 
 PLAN_CACHE_SIZE = 512
@@ -115,25 +115,32 @@ class Runs:
             raise InvalidInputs(problems)
         if run_id is not None and await self.store.load_header(run_id) is not None:
             return Submitted(run_id=run_id, diagnostics=diagnostics)
+        given_id = run_id is not None
         run_id = run_id or new_run_id()
-        created = self.signer.sign(RunCreated(run_id=run_id, workflow=plan.name))
-        state = initial_state(run_id, plan, created.at, values, event_name, event)
-        stored: list[Any] = []
+        created = self.signer.sign(RunCreated(run_id=run_id, workflow=plan.name, inputs=values,
+                                              event_name=event_name, event=event))
         try:
             await self.plans_kv.create(run_id, reply.plan)
-            stored.append(self.plans_kv)
-            await self.store.create(state)
-            stored.append(await self.store.kv())
+        except KeyWrongLastSequenceError:
+            if not given_id:  # a new id that exists: cannot happen short of a collision
+                raise ServiceUnavailable(f"run id {run_id} is taken; submit again") from None
+            # the same fire again (a retry after a crash): announce it again, deduplicated
+        except Exception as error:
+            raise ServiceUnavailable(f"could not store the run: {error or type(error).__name__}") from error
+        try:  # the commit point: from here on the run exists, whatever happens to this process
             await self.js.publish(
                 subjects.event(run_id, created.type), encode(created), headers={subjects.MSG_ID_HEADER: created.msg_id()},
             )
         except Exception as error:
-            for kv in stored:
-                try:
-                    await kv.purge(run_id)
-                except Exception:
-                    pass
+            try:
+                await self.plans_kv.purge(run_id)
+            except Exception:
+                pass
             raise ServiceUnavailable(f"could not store the run: {error or type(error).__name__}") from error
+        try:  # so that GET right after 201 finds it; a scheduler does it if this fails or dies
+            await self.store.create(state_of(created, plan))
+        except Exception:
+            pass
         return Submitted(run_id=run_id, diagnostics=diagnostics)
 
     async def request(self, run_id: str, event: RunCancelRequested | RunRetryRequested) -> None:

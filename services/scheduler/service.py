@@ -24,7 +24,7 @@ from cachetools import LRUCache
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from waterflow_common import bus, subjects
@@ -50,7 +50,7 @@ from waterflow_common.signing import Signer, load_signer
 from waterflow_common.telemetry import RunTracer
 from waterflow_common.settings import SchedulerSettings
 from waterflow_common.runstore import RunStore, StateTooLarge, StoredRun, WriteConflict
-from waterflow_common.state import Outgoing, RunState, decode_plan
+from waterflow_common.state import Outgoing, RunState, decode_plan, state_of
 
 from . import contexts, machine
 from .concurrency import ConcurrencyGroups
@@ -197,6 +197,13 @@ class Scheduler:
             stored = self._states.pop(event.run_id, None)
             cached = stored is not None
             if stored is None:
+                stored = await self.store.load(event.run_id, plan)
+            if stored is None and isinstance(event, RunCreated):
+                # The API died between announcing the run and storing its first state.
+                try:
+                    await self.store.create(state_of(event, plan))
+                except KeyWrongLastSequenceError:
+                    pass  # the API (or another scheduler) stored it meanwhile
                 stored = await self.store.load(event.run_id, plan)
             if stored is None:
                 raise NotFoundError
