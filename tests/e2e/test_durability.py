@@ -140,7 +140,8 @@ def test_cancel_running_run_kills_step_and_runs_cleanup(stack: Stack, tmp_path: 
     )
     run_id = client.submit(workflow, "c.yml")["id"]
     wait_until(lambda: step_status(client, run_id, "c", 0) == "running", 30, "the step to start")
-    assert _processes_with(f"sleep {tag}")
+    # "running" is reported as the agent starts the script: the process appears a moment later
+    wait_until(lambda: _processes_with(f"sleep {tag}"), 10, "the step's process to start")
     client.cancel(run_id)
     state = client.wait(run_id, timeout=60)
     assert state["status"] == "cancelled"

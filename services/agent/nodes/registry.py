@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.machinery
 import importlib.util
 import inspect
 import re
@@ -186,11 +187,10 @@ class NodeRegistry:
         module_name = f"{PLUGIN_MODULE_PREFIX}.{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}_{signature[:10]}"
         source = f"plugin:{path}"
         try:
-            if path.is_dir():
-                spec = importlib.util.spec_from_file_location(
-                    module_name, path / "__init__.py", submodule_search_locations=[str(path)])
-            else:
-                spec = importlib.util.spec_from_file_location(module_name, path)
+            entry = path / "__init__.py" if path.is_dir() else path
+            spec = importlib.util.spec_from_file_location(
+                module_name, entry, loader=_FreshSourceLoader(module_name, str(entry)),
+                submodule_search_locations=[str(path)] if path.is_dir() else None)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module  # relative imports and dataclasses need it
@@ -253,6 +253,15 @@ class NodeRegistry:
             raise UnknownNode(f"node {name!r} has no version {version!r} on this agent (available: {', '.join(versions)})")
         raise UnknownNode(f"unknown node {uses!r}: this agent has no node named {name!r} "
                           f"(see `waterflow node list`)")
+
+
+class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the plugin from its source every time. A cached .pyc is checked by the source's
+    mtime (whole seconds) and size only, so a plugin edited twice within a second, to the same
+    length, would otherwise load the old code."""
+
+    def get_code(self, fullname: str) -> Any:
+        return compile(self.get_data(self.path), self.path, "exec", dont_inherit=True)
 
 
 def _signature(files: Iterable[Path], root: Path) -> str:
