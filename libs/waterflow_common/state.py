@@ -133,6 +133,8 @@ class RunState(msgspec.Struct, kw_only=True):
     finished_at: datetime | None = None
     cancel_requested: bool = False
     error: str | None = None
+    timed_out: bool = False
+    """The run was stopped by its ``timeout-minutes``: it ends ``failed``, not ``cancelled``."""
     concurrency_group: str | None = None
     queued_behind: str | None = None
     """While queued by ``concurrency``: the run holding the group."""

@@ -85,8 +85,7 @@ async def execute_step(
         commands = WorkflowCommands(masker=masker, debug=debug)
         result = await run_script(task, workspace=workspace, temp_dir=temp_dir, env=env, emit=emit, cancel=cancel,
                                   commands=commands)
-        could_not_start = (result.error or "").startswith("could not start")
-        return StepResult(exit_code=result.exit_code, error=result.error, outputs=result.outputs, retryable=not could_not_start,
+        return StepResult(exit_code=result.exit_code, error=result.error, outputs=result.outputs, retryable=result.started,
                           annotations=result.annotations, summary=result.summary)
     return await _execute_node(task, workspace=workspace, temp_dir=temp_dir, env=env, env_file=env_file, emit=emit,
                                cancel=cancel, js=js, registry=registry or agent_registry(None), secrets=secrets or {},

@@ -59,6 +59,8 @@ class StepResult:
     outputs: dict[str, str] = field(default_factory=dict)
     annotations: tuple[Annotation, ...] = ()
     summary: str | None = None
+    started: bool = True
+    """False when the process could not even be started (no retry can help)."""
 
     @property
     def succeeded(self) -> bool:
@@ -125,7 +127,7 @@ async def run_script(
             limit=4 * MAX_LINE, **processes.spawn_options(),
         )
     except (OSError, ValueError) as error:
-        return StepResult(exit_code=None, error=f"could not start the step: {error}")
+        return StepResult(exit_code=None, error=f"could not start the step: {error}", started=False)
     processes.started(process.pid)
     try:
         result = await _supervise(task, process, emit, cancel, output_file, script, commands)

@@ -281,6 +281,7 @@ class _Run:
         if event.kind == "run-timeout":
             if not self.state.finished and not self.state.cancel_requested:
                 self.state.error = f"workflow timed out after {self.plan.timeout_minutes:g} minutes"
+                self.state.timed_out = True
                 self.cancel(self.state.error)
             return
         job = self.state.jobs.get(event.job_id or "")
@@ -326,7 +327,7 @@ class _Run:
         top = [j for j in self.state.jobs.values() if j.parent is None]
         if all(j.status in TERMINAL for j in top):
             if self.state.cancel_requested:
-                status = "failed" if self.state.error and "timed out" in self.state.error else "cancelled"
+                status = "failed" if self.state.timed_out else "cancelled"
             elif any(j.status in ("failed", "cancelled") and not contexts.continues_on_error(self.state, self.plan, j) for j in top):
                 status = "failed"
             else:
@@ -354,6 +355,7 @@ class _Run:
         state.status = "running"
         state.cancel_requested = False
         state.error = None
+        state.timed_out = False
         state.finished_at = None
         for job in state.jobs.values():
             if job.status == "succeeded":
