@@ -83,6 +83,8 @@ def render_plan(plan: Plan) -> str:
                 out.extend("      - " + ", ".join(f"{k}={_value(v)}" for k, v in combo.items()) for combo in job.matrix)
             elif job.matrix_expression:
                 out.append(f"    matrix: computed at run time from {job.matrix_expression}")
+            elif job.matrix_template:
+                out.append("    matrix: evaluated when the job starts (it holds ${{ }} expressions)")
             if job.timeout_minutes:
                 out.append(f"    timeout: {_minutes(job.timeout_minutes)}")
             if job.continue_on_error:

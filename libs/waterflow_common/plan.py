@@ -84,9 +84,18 @@ class JobPlan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The expanded matrix combinations (include/exclude applied); empty = no matrix."""
     matrix_expression: str | None = None
     """A matrix given as one ${{ }} expression (e.g. fromJSON(needs.x.outputs.list)), expanded at run time."""
+    matrix_template: dict[str, object] | None = None
+    """A matrix mapping with ``${{ }}`` inside (``os: ${{ fromJSON(needs.setup.outputs.os) }}``,
+    ``include: [{env: "${{ inputs.env }}"}]``): evaluated when the job starts, then expanded by the
+    same rules as a static one (GitHub evaluates these with ``needs``, ``inputs`` and ``vars``)."""
     fail_fast: bool = True
     max_parallel: int | None = None
     steps: tuple[StepPlan, ...] = ()
+
+    @property
+    def expands(self) -> bool:
+        """A matrix or fan-out job: it runs as instances, made when it starts."""
+        return bool(self.matrix or self.matrix_expression or self.matrix_template or self.each)
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

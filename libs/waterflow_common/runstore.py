@@ -121,7 +121,7 @@ def untouched_steps(plan: Plan, job: JobState) -> list[StepState]:
     plan_job = plan.jobs.get(job.job)
     if plan_job is None:
         return []
-    if job.parent is None and (plan_job.matrix or plan_job.matrix_expression or plan_job.each):
+    if job.parent is None and plan_job.expands:
         return []
     return [StepState(index=s.index, name=s.name, id=s.id) for s in plan_job.steps]
 

@@ -158,7 +158,7 @@ def initial_state(
     """
     jobs = {}
     for job in plan.jobs.values():
-        expands = bool(job.matrix or job.matrix_expression or job.each)
+        expands = job.expands
         jobs[job.id] = JobState(
             id=job.id,
             job=job.id,

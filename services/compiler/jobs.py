@@ -108,6 +108,7 @@ def build_job(report: Report, job_id: str, job: dict[str, Any], defaults: RunDef
     strategy: dict[str, Any] = raw_strategy if isinstance(raw_strategy, dict) else {}
     combos: tuple[dict[str, object], ...] = ()
     matrix_expression: str | None = None
+    matrix_template: dict[str, Any] | None = None
     raw_matrix = strategy.get("matrix")
     if isinstance(raw_matrix, str):
         if is_expression(raw_matrix):
@@ -115,6 +116,8 @@ def build_job(report: Report, job_id: str, job: dict[str, Any], defaults: RunDef
         else:
             report.error((*path, "strategy", "matrix"), "matrix", "a matrix must be a mapping or one '${{ }}' expression",
                          "e.g. 'matrix: {os: [linux, mac]}' or 'matrix: ${{ fromJSON(needs.setup.outputs.list) }}'")
+    elif isinstance(raw_matrix, dict) and _has_expression(raw_matrix):
+        matrix_template = raw_matrix  # evaluated and expanded when the job starts
     elif isinstance(raw_matrix, dict):
         combos = matrix_module.expand(report, (*path, "strategy", "matrix"), raw_matrix) or ()
     elif "strategy" in job and raw_matrix is None and isinstance(job.get("strategy"), dict):
@@ -166,10 +169,21 @@ def build_job(report: Report, job_id: str, job: dict[str, Any], defaults: RunDef
         outputs={k: str(v) for k, v in outputs.items() if isinstance(v, (str, int, float))} if isinstance(outputs, dict) else {},
         matrix=combos,
         matrix_expression=matrix_expression,
+        matrix_template=matrix_template,
         fail_fast=literal_bool(report, (*path, "strategy", "fail-fast"), strategy.get("fail-fast"), "fail-fast", True),
         max_parallel=max_parallel if isinstance(max_parallel, int) and not isinstance(max_parallel, bool) else None,
         steps=tuple(steps),
     )
+
+
+def _has_expression(value: object) -> bool:
+    if isinstance(value, str):
+        return "${{" in value
+    if isinstance(value, dict):
+        return any(_has_expression(k) or _has_expression(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_expression(item) for item in value)
+    return False
 
 
 def _runs_on(report: Report, job_id: str, job: dict[str, Any]) -> tuple[str | None, bool, tuple[str, ...]]:

@@ -27,11 +27,7 @@ def expand(report: Report, path: Path, matrix: dict[str, Any]) -> tuple[dict[str
     for key, values in matrix.items():
         if key in ("include", "exclude"):
             continue
-        if is_expression(values):
-            report.error((*path, key), "matrix", f"matrix key {key!r} is an expression; only a whole matrix may be one",
-                         "write the whole matrix as one expression, e.g. 'matrix: ${{ fromJSON(needs.setup.outputs.matrix) }}'")
-            ok = False
-        elif not isinstance(values, list):
+        if not isinstance(values, list):  # (a matrix with ${{ }} inside is expanded at run time, not here)
             report.error((*path, key), "type", f"matrix key {key!r} must be a list of values",
                          f"write '{key}: [a, b]'")
             ok = False

@@ -210,6 +210,7 @@ def _rewritten(job: JobPlan, replace: rewrite.Replace, **changes: Any) -> JobPla
         env={k: text(v) or "" for k, v in job.env.items()},
         outputs={k: text(v) or "" for k, v in job.outputs.items()},
         matrix_expression=text(job.matrix_expression),
+        matrix_template=None if job.matrix_template is None else rewrite.rewrite_value(job.matrix_template, replace),
         steps=steps,
         **changes,
     )

@@ -437,9 +437,10 @@ class _Run:
             ]
         else:
             matrix = list(job_plan.matrix)
-            if job_plan.matrix_expression:
+            dynamic = job_plan.matrix_expression or job_plan.matrix_template
+            if dynamic:
                 try:
-                    matrix = matrix_from_value(evaluate_value(job_plan.matrix_expression, ctx))
+                    matrix = matrix_from_value(evaluate_value(dynamic, ctx))
                 except (ExpressionError, ValueError) as error:
                     self._fail_job(job, f"strategy.matrix: {error}")
                     return

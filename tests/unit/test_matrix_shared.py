@@ -68,3 +68,20 @@ def test_a_huge_matrix_is_refused_before_it_is_expanded() -> None:
     plan, diagnostics = compile_workflow(src)
     assert plan is None and any("1000000000 combinations" in d.message for d in diagnostics)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: nothing was expanded
+
+
+def test_expressions_inside_a_matrix_are_evaluated_when_the_job_starts() -> None:
+    """GitHub evaluates ``${{ }}`` inside a matrix definition (with needs, inputs, vars) before
+    expanding it: ``os: ${{ fromJSON(inputs.os) }}`` and ``{env: {key1: "${{'val'}}1"}}``."""
+    source = (
+        "name: m\ninputs:\n  os: {type: string}\njobs:\n  j:\n    runs-on: g\n    strategy:\n      matrix:\n"
+        "        os: ${{ fromJSON(inputs.os) }}\n        a: [{env: {key1: \"${{'val'}}1\"}}]\n"
+        "        exclude: [{os: skip}]\n    steps:\n      - run: echo ${{ matrix.os }} ${{ matrix.a.env.key1 }}\n"
+    )
+    plan, diagnostics = compile_workflow(source)
+    assert plan is not None, diagnostics
+    assert plan.jobs["j"].matrix == () and plan.jobs["j"].matrix_template is not None
+    state = initial_state("r1", plan, datetime(2026, 1, 1, tzinfo=UTC), {"os": '["linux", "skip", "mac"]'})
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="m"))
+    combos = [state.jobs[i].matrix for i in state.jobs["j"].instances]
+    assert combos == [{"os": "linux", "a": {"env": {"key1": "val1"}}}, {"os": "mac", "a": {"env": {"key1": "val1"}}}]
