@@ -44,10 +44,41 @@ def called_workflows(path: str) -> dict[str, str]:
     return collect(path, FileWorkflows(template_dirs(path)))
 
 
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def run_path(run_id: str, suffix: str = "") -> str:
+    """``/v1/workflows/<id><suffix>``: the one place a run's URL is spelled (both clients)."""
+    return f"/v1/workflows/{quote(run_id, safe='')}{suffix}"
+
+
+def submit_body(workflow: str, filename: str, inputs: dict[str, Any] | None, workflows: dict[str, str] | None) -> bytes:
+    return json.dumps({"workflow": workflow, "filename": filename, "inputs": inputs or {},
+                       "workflows": workflows or {}}).encode()
+
+
+def list_query(limit: int, before: str | None) -> str:
+    return f"limit={limit}" + (f"&before={quote(before, safe='')}" if before else "")
+
+
+def problem_error(status: int, raw: bytes) -> ApiError:
+    """The ApiError for an error answer (an RFC 7807 problem, or whatever text came)."""
+    try:
+        problem = json.loads(raw)
+    except ValueError:
+        problem = {"detail": raw.decode(errors="replace")}
+    if not isinstance(problem, dict):
+        problem = {"detail": str(problem)}
+    return ApiError(status, problem.get("detail") or problem.get("title") or f"HTTP {status}", problem)
+
+
 class Client:
-    def __init__(self, url: str = "http://127.0.0.1:8080", api_key: str | None = None, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        self.api_key = api_key
+    """Synchronous client. ``url`` and ``api_key`` default to ``WATERFLOW_API_URL`` and
+    ``WATERFLOW_API_KEY`` (as the CLI does), then to a local Waterflow without a key."""
+
+    def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 30.0) -> None:
+        self.url = (url or os.environ.get("WATERFLOW_API_URL") or DEFAULT_URL).rstrip("/")
+        self.api_key = (api_key if api_key is not None else os.environ.get("WATERFLOW_API_KEY")) or None
         self.timeout = timeout
 
     def _request(
@@ -62,13 +93,8 @@ class Client:
         try:
             response = urllib.request.urlopen(request, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as error:
-            raw = error.read()
-            try:
-                problem = json.loads(raw)
-            except ValueError:
-                problem = {"detail": raw.decode(errors="replace")}
-            message = problem.get("detail") or problem.get("title") or f"HTTP {error.code}"
-            raise ApiError(error.code, message, problem) from None
+            with error:
+                raise problem_error(error.code, error.read()) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise ApiError(0, f"cannot reach the Waterflow API at {self.url}: {reason}") from None
@@ -86,17 +112,15 @@ class Client:
 
         ``workflows``: the files it calls with job-level ``uses:`` (see :func:`called_workflows`).
         """
-        body = json.dumps({"workflow": workflow, "filename": filename, "inputs": inputs or {},
-                           "workflows": workflows or {}}).encode()
-        return self._json("POST", "/v1/workflows", body, "application/json")
+        return self._json("POST", "/v1/workflows", submit_body(workflow, filename, inputs, workflows), "application/json")
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """Ask to cancel a running run (running steps are stopped, cleanup steps still run)."""
-        return self._json("POST", f"/v1/workflows/{quote(run_id, safe='')}/cancel", b"")
+        return self._json("POST", run_path(run_id, "/cancel"), b"")
 
     def retry(self, run_id: str) -> dict[str, Any]:
         """Re-run a failed or cancelled run from where it failed, keeping succeeded steps."""
-        return self._json("POST", f"/v1/workflows/{quote(run_id, safe='')}/retry", b"")
+        return self._json("POST", run_path(run_id, "/retry"), b"")
 
     def agents(self, group: str | None = None) -> list[dict[str, Any]]:
         """Registered agents with their health (healthy / unhealthy / offline)."""
@@ -137,9 +161,7 @@ class Client:
         workflows: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Register a workflow: its ``on.schedule`` crons start runs, and so does its webhook."""
-        body = json.dumps({"workflow": workflow, "filename": filename, "inputs": inputs or {},
-                           "workflows": workflows or {}}).encode()
-        return self._json("POST", "/v1/triggers", body, "application/json")
+        return self._json("POST", "/v1/triggers", submit_body(workflow, filename, inputs, workflows), "application/json")
 
     def triggers(self) -> list[dict[str, Any]]:
         return self._json("GET", "/v1/triggers")["triggers"]
@@ -177,33 +199,31 @@ class Client:
         return self._json("POST", "/v1/validate", body, "application/json")
 
     def get(self, run_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/workflows/{quote(run_id, safe='')}")
+        return self._json("GET", run_path(run_id))
 
     def list(self, limit: int = 50, before: str | None = None) -> list[dict[str, Any]]:
         """Up to ``limit`` runs, newest first; ``before``: only runs older than this run id."""
-        query = f"limit={limit}" + (f"&before={quote(before, safe='')}" if before else "")
-        return self._json("GET", f"/v1/workflows?{query}")["runs"]
+        return self._json("GET", f"/v1/workflows?{list_query(limit, before)}")["runs"]
 
     def iter_runs(self, page_size: int = 200) -> Iterator[dict[str, Any]]:
         """Every run, newest first, a page at a time."""
         before: str | None = None
         while True:
-            query = f"limit={page_size}" + (f"&before={quote(before, safe='')}" if before else "")
-            page = self._json("GET", f"/v1/workflows?{query}")
+            page = self._json("GET", f"/v1/workflows?{list_query(page_size, before)}")
             yield from page["runs"]
             before = page.get("next")
             if not before:
                 return
 
     def logs(self, run_id: str) -> list[dict[str, Any]]:
-        return self._json("GET", f"/v1/workflows/{quote(run_id, safe='')}/logs")["lines"]
+        return self._json("GET", run_path(run_id, "/logs"))["lines"]
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
-        return self._json("GET", f"/v1/workflows/{quote(run_id, safe='')}/events")["events"]
+        return self._json("GET", run_path(run_id, "/events"))["events"]
 
     def watch(self, run_id: str) -> Iterator[dict[str, Any]]:
         """Yield the run's events and log lines (``kind`` = event/log) until it finishes."""
-        with self._request("GET", f"/v1/workflows/{quote(run_id, safe='')}/watch", timeout=3600) as response:
+        with self._request("GET", run_path(run_id, "/watch"), timeout=3600) as response:
             for line in response:
                 item = json.loads(line)
                 if item.get("kind") != "keepalive":
