@@ -259,7 +259,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 2 when any file has an error; warnings alone exit 0."""
     from waterflow_compiler import compile_workflow
-    from waterflow_compiler.nodes import local_catalog
+    from .local_nodes import local_catalog
     from waterflow_compiler.reuse import FileWorkflows, template_dirs
 
     failed = False
@@ -298,7 +298,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     from waterflow_common.state import encode_plan
     from waterflow_compiler import compile_workflow
 
-    from waterflow_compiler.nodes import local_catalog
+    from .local_nodes import local_catalog
 
     from .dryrun import render_plan
 

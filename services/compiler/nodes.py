@@ -1,9 +1,9 @@
 """Node steps (``uses: <name>@<version>`` + ``with:``) checked against a catalog of node schemas.
 
 A node declares its inputs as a JSON Schema; the compiler validates ``with:`` against it, so a typo
-fails at ``waterflow validate`` rather than on an agent at run time (STYLE §6). The catalog comes
-from the node library (``waterflow_agent.nodes.catalog.builtin_catalog``) when it is installed; a
-minimal built-in catalog keeps the compiler usable on its own.
+fails at ``waterflow validate`` rather than on an agent at run time (STYLE §6). The built-in nodes'
+schemas come from the node contract in ``waterflow_common.nodes``, not from agent code; agents
+add what their plugins offer through their registration (:func:`with_specs`).
 """
 
 from __future__ import annotations
@@ -11,19 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
-from pathlib import Path as FilePath
-from typing import Any, TypeAlias
+from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from waterflow_common.durations import DURATION_SCHEMA
+from waterflow_common.nodes import USES, NodeCatalog, builtin_catalog
 
 from .report import Report, did_you_mean
 from .yaml_source import Path
-
-NodeCatalog: TypeAlias = Mapping[str, Mapping[str, Mapping[str, Any]]]
-"""Node name -> version (``"v1"``) -> JSON Schema of its ``with:`` mapping."""
 
 SLEEP_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -33,21 +30,15 @@ SLEEP_SCHEMA: dict[str, Any] = {
 }
 
 MINIMAL_CATALOG: NodeCatalog = {"sleep": {"v1": SLEEP_SCHEMA}}
-"""Used when the node library is not installed: the nodes the scheduler runs itself."""
-
-USES = re.compile(r"^(?P<name>[A-Za-z0-9_][A-Za-z0-9_./-]*)@(?P<version>v\d+(?:\.\d+)*)$")
+"""The nodes the scheduler runs itself (a test catalog of its own)."""
 
 
 @cache
 def default_catalog() -> NodeCatalog:
-    """The node library's catalog when importable, else :data:`MINIMAL_CATALOG`."""
-    try:
-        from waterflow_agent.nodes.catalog import builtin_catalog
-    except ImportError:
-        return MINIMAL_CATALOG
-    catalog = dict(builtin_catalog())
+    """The built-in nodes (the shared node contract), the scheduler's own included."""
+    catalog = builtin_catalog()
     for name, versions in MINIMAL_CATALOG.items():
-        catalog.setdefault(name, versions)
+        catalog.setdefault(name, dict(versions))
     return catalog
 
 
@@ -63,27 +54,6 @@ def with_specs(catalog: NodeCatalog, specs: Iterable[Any]) -> NodeCatalog:
             continue
         merged.setdefault(name, {}).setdefault(version, schema if isinstance(schema, Mapping) and schema else {"type": "object"})
     return merged
-
-
-def local_catalog(plugin_dir: FilePath | None = None) -> NodeCatalog:
-    """The built-in nodes plus the plugins this machine would load (entry points, ``plugin_dir``);
-    what ``waterflow validate`` checks against. Best effort: a broken plugin is simply missing.
-
-    ``plugin_dir`` defaults to the local agent's (``WATERFLOW_WORK_DIR``/../plugins).
-    """
-    try:
-        if plugin_dir is None:
-            from waterflow_agent.nodes.registry import default_plugin_dir
-            from waterflow_common.settings import AgentSettings, load
-
-            plugin_dir = default_plugin_dir(load(AgentSettings))
-        from waterflow_agent.nodes.catalog import describe
-        from waterflow_agent.nodes.registry import NodeRegistry
-
-        specs = describe(NodeRegistry(plugin_dir if plugin_dir is not None and plugin_dir.is_dir() else None))
-    except Exception:  # noqa: BLE001 - plugins are optional here; the agents check them again
-        return default_catalog()
-    return with_specs(default_catalog(), specs)
 
 
 _validators: dict[int, tuple[Mapping[str, Any], Any]] = {}

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from waterflow_common.nodes import parse_uses as shared_parse_uses
 from waterflow_common.errors import NonRetryableError
 from waterflow_common.log import get_logger
 
@@ -42,7 +43,6 @@ ENTRY_POINT_GROUP = "waterflow.nodes"
 PLUGIN_MODULE_PREFIX = "waterflow_plugins"
 _NAME = re.compile(r"^[a-z][a-z0-9-]*(/[a-z][a-z0-9-]*)*$")
 _VERSION = re.compile(r"^v[0-9]+$")
-_USES = re.compile(r"^(?P<name>[^@\s]+)(@(?P<version>[^@\s]+))?$")
 
 
 class UnknownNode(NonRetryableError):
@@ -73,11 +73,12 @@ class _Plugin:
 
 
 def parse_uses(uses: str) -> tuple[str, str | None]:
-    """``http@v1`` -> ("http", "v1"); ``http`` -> ("http", None) meaning the newest version."""
-    match = _USES.match(uses.strip())
-    if not match:
-        raise UnknownNode(f"invalid node reference {uses!r}: expected NAME@VERSION, e.g. http@v1")
-    return match["name"], match["version"]
+    """``http@v1`` -> ("http", "v1"); ``http`` -> ("http", None) meaning the newest version
+    (the shared grammar, ``waterflow_common.nodes``)."""
+    try:
+        return shared_parse_uses(uses, version_required=False)
+    except ValueError as error:
+        raise UnknownNode(str(error)) from None
 
 
 def check_node(node: Any) -> str | None:
