@@ -859,3 +859,15 @@ def test_an_empty_expression_is_null_as_on_github() -> None:
     # GitHub: "${{ }}" evaluates to null (an empty string when rendered into text).
     assert evaluate_value("${{ }}", {}) is None
     assert evaluate_value("a${{ }}b", {}) == "ab"
+
+
+@pytest.mark.parametrize("expression, expected", [
+    ("'ı' == 'I'", False),          # dotless i: not folded into ASCII (.NET OrdinalIgnoreCase)
+    ("'ſ' == 'S'", False),          # long s, likewise
+    ("'é' == 'É'", True),           # ordinary one-to-one case pairs still compare equal
+    ("'straße' == 'STRASSE'", False),  # no multi-character folding
+    ("startsWith('Ärger', 'ä')", True),
+    ("contains('ıi', 'I')", True),  # the 'i' matches, the 'ı' would not
+])
+def test_unicode_comparisons_use_ordinal_ignore_case(expression: str, expected: bool) -> None:
+    assert evaluate_value("${{ " + expression + " }}", {}) is expected

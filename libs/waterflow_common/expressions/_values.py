@@ -194,7 +194,9 @@ def fold_case(text: str) -> str:
 @functools.lru_cache(maxsize=4096)
 def _simple_upper(char: str) -> str:
     upper = char.upper()
-    return upper if len(upper) == 1 else char
+    # One-to-one mappings only, and never from outside ASCII into it: .NET's ordinal casing keeps
+    # the Turkish dotless 'ı' and the long 's' 'ſ' as they are, so 'ı' == 'I' is false on GitHub.
+    return upper if len(upper) == 1 and not (upper.isascii() and not char.isascii()) else char
 
 
 # --- comparison ----------------------------------------------------------------------------------
