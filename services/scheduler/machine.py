@@ -440,7 +440,7 @@ class _Run:
             dynamic = job_plan.matrix_expression or job_plan.matrix_template
             if dynamic:
                 try:
-                    matrix = matrix_from_value(evaluate_value(dynamic, ctx))
+                    matrix = matrix_from_value(_with_evaluated_keys(evaluate_value(dynamic, ctx), dynamic, ctx))
                 except (ExpressionError, ValueError) as error:
                     self._fail_job(job, f"strategy.matrix: {error}")
                     return
@@ -833,6 +833,24 @@ def _seconds(value: object) -> float:
     if seconds is None:
         raise ValueError(f"'seconds' must be a duration ({DURATION_HINT}), got {value!r}")
     return seconds
+
+
+def _with_evaluated_keys(value: object, template: object, ctx: Mapping[str, object]) -> object:
+    """A matrix mapping's keys evaluated too, as GitHub does: ``"${{ 'os' }}": [...]`` is key
+    ``os``, and ``${{ insert }}: ${{ fromJSON(...) }}`` merges the mapping it evaluates to."""
+    if not isinstance(value, dict) or not isinstance(template, dict):
+        return value
+    out: dict[str, object] = {}
+    for key, item in value.items():
+        if isinstance(key, str) and key.replace(" ", "") == "${{insert}}":
+            if not isinstance(item, dict):
+                raise ValueError(f"'${{{{ insert }}}}' must evaluate to an object, got {type(item).__name__}")
+            out.update(item)
+        elif isinstance(key, str) and "${{" in key:
+            out[str(evaluate_value(key, ctx))] = item
+        else:
+            out[key] = item
+    return out
 
 
 def snapshot(state: RunState) -> bytes:

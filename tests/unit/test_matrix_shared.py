@@ -85,3 +85,17 @@ def test_expressions_inside_a_matrix_are_evaluated_when_the_job_starts() -> None
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="m"))
     combos = [state.jobs[i].matrix for i in state.jobs["j"].instances]
     assert combos == [{"os": "linux", "a": {"env": {"key1": "val1"}}}, {"os": "mac", "a": {"env": {"key1": "val1"}}}]
+
+
+def test_matrix_keys_may_be_expressions_and_insert_merges_a_mapping() -> None:
+    source = (
+        "name: m\ninputs:\n  extra: {type: string}\njobs:\n  j:\n    runs-on: g\n    strategy:\n      matrix:\n"
+        "        os: [a, b]\n        ${{ insert }}: ${{ fromJSON(inputs.extra) }}\n        \"${{ 'ver' }}\": [1]\n"
+        "    steps:\n      - run: echo\n"
+    )
+    plan, diagnostics = compile_workflow(source)
+    assert plan is not None, diagnostics
+    state = initial_state("r1", plan, datetime(2026, 1, 1, tzinfo=UTC), {"extra": '{"arch": ["x64"]}'})
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="m"))
+    combos = [state.jobs[i].matrix for i in state.jobs["j"].instances]
+    assert combos == [{"os": "a", "arch": "x64", "ver": 1}, {"os": "b", "arch": "x64", "ver": 1}]
