@@ -289,8 +289,8 @@ async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord, signer: Sig
     assert config.durable_name is not None
     try:
         info = await js.consumer_info(subjects.TASKS_STREAM, config.durable_name)
-        if info.num_pending == 0:
-            return 0
+        if info.num_pending == 0 and not info.num_ack_pending:
+            return 0  # (a task it took and never acked is fetched again once its ack_wait is over)
     except NotFoundError:
         # Never pulled (or its consumer was removed): look at the stream before creating one.
         stream = await js.stream_info(subjects.TASKS_STREAM, subjects_filter=config.filter_subject)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,8 @@ from waterflow_common.log import get_logger
 
 log = get_logger("waterflow.agent.processes")
 
-PR_SET_PDEATHSIG = 1
+_SETPRIV = shutil.which("setpriv")
+_PDEATHSIG: tuple[str, ...] = (_SETPRIV, "--pdeathsig", "KILL", "--") if _SETPRIV else ()
 KILL_GRACE_SECONDS = 5.0
 """Seconds a stopped step's processes get between SIGTERM and SIGKILL."""
 _registry: Path | None = None
@@ -48,9 +51,16 @@ def use_registry(work_dir: Path) -> int:
     return killed
 
 
+def command(argv: Sequence[str]) -> list[str]:
+    """The argv that runs ``argv`` so that Linux kills it when the agent dies: through
+    ``setpriv --pdeathsig KILL`` (util-linux) where it exists. Cheaper than a ``preexec_fn``,
+    which forces a full fork of the agent for every step instead of a vfork."""
+    return [*_PDEATHSIG, *argv]
+
+
 def spawn_options() -> dict[str, Any]:
     """Keyword arguments for ``asyncio.create_subprocess_exec`` of a step's process."""
-    return {"start_new_session": True, "preexec_fn": _die_with_agent}
+    return {"start_new_session": True}
 
 
 def started(pid: int) -> None:
@@ -82,12 +92,3 @@ async def stop_group(process: asyncio.subprocess.Process) -> None:
     except (asyncio.TimeoutError, asyncio.CancelledError):
         signal_group(process.pid, signal.SIGKILL)
         await process.wait()
-
-
-def _die_with_agent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (ImportError, OSError, AttributeError):
-        pass

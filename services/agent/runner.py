@@ -122,7 +122,7 @@ async def run_script(
         cwd.mkdir(parents=True, exist_ok=True)
         argv = shell_command(step.shell, script)
         process = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+            *processes.command(argv), cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             limit=4 * MAX_LINE, **processes.spawn_options(),
         )

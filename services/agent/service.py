@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -58,8 +57,6 @@ class Agent:
         self._generation = 0
         self._pullers = 0
         self._pinned: dict[asyncio.Task[None], str] = {}
-        self.on_steps_changed: Callable[[], None] = lambda: None
-        """Called when pinned steps start or end (the registration heartbeats at once)."""
         self._step_cancels: dict[str, tuple[asyncio.Event, list[str]]] = {}
         """Task key -> (event that stops the step, reason) for CancelStep commands."""
 
@@ -175,17 +172,18 @@ class Agent:
         self._running.discard(task)
         self._active -= 1
         self._slot_freed.set()
-        if self._pinned.pop(task, None) is not None:
-            self.on_steps_changed()
+        self._pinned.pop(task, None)
 
     def _track_pinned(self, task: asyncio.Task[None], msg: Msg) -> None:
-        """Remember a task only this agent can run (from its own subject), and announce it at
-        once: if this agent dies, the scheduler can see in its last heartbeat what was lost."""
+        """Remember a task only this agent can run (from its own subject): the next heartbeat
+        lists it, so if this agent dies the scheduler sees what was lost. (Not announced at once:
+        every step after a job's first is such a task, and a registration write per step start
+        and end halved throughput. A step started after the last heartbeat is found anyway: its
+        task comes back to this agent's consumer after ``ack_wait``, where a scheduler drains it.)"""
         try:
             self._pinned[task] = _task_decoder.decode(msg.data).key
         except (msgspec.DecodeError, msgspec.ValidationError):
             return  # _execute reports and terminates it
-        self.on_steps_changed()
 
     @property
     def pinned_steps(self) -> list[str]:
@@ -377,7 +375,6 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
     holder.append(agent)
     registration = Registration(settings, js, lambda: agent.running_steps, lambda: agent.pinned_steps)
     registration_holder.append(registration)
-    agent.on_steps_changed = registration.nudge
 
     async def on_control(msg: Msg) -> None:
         try:

@@ -7,6 +7,7 @@ then KILL), but shaped for nodes: it returns the output and raises typed errors.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 from collections import deque
 from collections.abc import Sequence
@@ -38,10 +39,14 @@ async def run_process(
 ) -> ProcessResult:
     from .base import ProcessResult
 
+    if shutil.which(argv[0], path=env.get("PATH")) is None and not (cwd / argv[0]).is_file():
+        # Said here: started through setpriv (processes.command), a missing command would only
+        # show as setpriv's exit code.
+        raise NonRetryableError(f"command not found: {argv[0]!r} (is it installed on this agent?)")
     try:
         cwd.mkdir(parents=True, exist_ok=True)
         process = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, env=env,
+            *processes.command(argv), cwd=cwd, env=env,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             limit=4 * MAX_LINE, **processes.spawn_options(),
