@@ -1,6 +1,6 @@
 """HTTP routes (aiohttp). Every error is an RFC 7807 problem document; no tracebacks leak.
 
-The full reference is ``docs/reference/openapi.yaml``; keep the two in step.
+The full reference is ``services/api/openapi.yaml``; keep the two in step.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from waterflow_common.messages import RunCancelRequested, RunCompleted, RunRetry
 from waterflow_common.streams import follow
 
 from .bodies import parse_json
+from .console import add_console_routes, is_public as is_public_console_route
 from .routes_triggers import signature_of
 from .runs import InvalidInputs, Runs, ServiceUnavailable, decode_log_batch, log_lines, public_state
 
@@ -43,7 +44,8 @@ def _json(body: Any, status: int = 200) -> web.Response:
 async def errors_and_auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     key = request.app[API_KEY]
     signed_webhook = request.method == "POST" and request.path.endswith("/fire") and signature_of(request) is not None
-    if key and request.path != "/v1/health" and not signed_webhook:  # a signed webhook is checked by its handler
+    public = request.path == "/v1/health" or is_public_console_route(request)  # the console and docs are not secret
+    if key and not public and not signed_webhook:  # a signed webhook is checked by its handler
         given = request.headers.get("Authorization", "")
         token = given[7:] if given.startswith("Bearer ") else request.headers.get("X-API-Key", "")
         if not hmac.compare_digest(token.encode(), key.encode()):
@@ -269,4 +271,5 @@ def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Applica
     from .triggers import Triggers
 
     add_trigger_routes(app, Triggers(runs))
+    add_console_routes(app)  # /, /console/…, /openapi.json, /openapi.yaml, /docs: no key needed
     return app

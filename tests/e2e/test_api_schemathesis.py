@@ -1,4 +1,4 @@
-"""Property-based check of the running API against docs/reference/openapi.yaml (schemathesis).
+"""Property-based check of the running API against services/api/openapi.yaml (schemathesis).
 
 Generated requests go to a real embedded stack; the checks are: no 5xx, every status code is
 documented, every response matches its documented schema. ``/watch`` is left out (it streams
@@ -16,7 +16,7 @@ import pytest
 
 from waterflow.embedded import Stack
 
-SPEC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "openapi.yaml"
+SPEC = Path(__file__).resolve().parents[2] / "services" / "api" / "openapi.yaml"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("schemathesis") is None, reason="schemathesis not installed")
