@@ -44,7 +44,7 @@ def _json(body: Any, status: int = 200) -> web.Response:
 async def errors_and_auth(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     key = request.app[API_KEY]
     signed_webhook = request.method == "POST" and request.path.endswith("/fire") and signature_of(request) is not None
-    public = request.path == "/v1/health" or is_public_console_route(request)  # the console and docs are not secret
+    public = request.path in ("/v1/health", "/v1/health/live") or is_public_console_route(request)  # the console and docs are not secret
     if key and not public and not signed_webhook:  # a signed webhook is checked by its handler
         given = request.headers.get("Authorization", "")
         token = given[7:] if given.startswith("Bearer ") else request.headers.get("X-API-Key", "")
@@ -239,7 +239,14 @@ async def watch(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
-    return _json({"status": "ok", "nats": request.app[RUNS].nc.is_connected})
+    """Readiness: 503 while NATS is not connected (every other /v1 route would fail then), so a
+    load balancer stops sending requests here; ``/v1/health/live`` stays 200 (the process runs)."""
+    connected = request.app[RUNS].nc.is_connected
+    return _json({"status": "ok" if connected else "unavailable", "nats": connected}, 200 if connected else 503)
+
+
+async def live(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
 
 
 def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Application:
@@ -247,6 +254,7 @@ def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Applica
     app[RUNS] = runs
     app[API_KEY] = api_key or ""
     app.router.add_get("/v1/health", health)
+    app.router.add_get("/v1/health/live", live)
     app.router.add_post("/v1/workflows", submit)
     app.router.add_get("/v1/workflows", list_runs)
     app.router.add_get("/v1/workflows/{run_id}", get_run)
