@@ -48,8 +48,10 @@ async def errors_and_auth(request: web.Request, handler: Callable[[web.Request],
     if key and not public and not signed_webhook:  # a signed webhook is checked by its handler
         given = request.headers.get("Authorization", "")
         token = given[7:] if given.startswith("Bearer ") else request.headers.get("X-API-Key", "")
-        if not hmac.compare_digest(token.encode(), key.encode()):
+        if not token:
             return problem(401, "unauthorized", "this API needs a key: send 'Authorization: Bearer <key>'")
+        if not hmac.compare_digest(token.encode(), key.encode()):
+            return problem(401, "unauthorized", "the API key is wrong (check WATERFLOW_API_KEY)")
     invalid = _invalid_path_parameter(request.match_info)
     if invalid:
         return problem(400, "invalid path parameter", invalid)
@@ -86,12 +88,23 @@ def _invalid_path_parameter(match_info: Mapping[str, str]) -> str | None:
     return None
 
 
+WORKFLOW_CONTENT_TYPES = frozenset({
+    "application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain",
+    "application/octet-stream",
+})
+"""What a workflow may be sent as (no Content-Type at all is read as YAML text too)."""
+
+
 async def read_workflow(request: web.Request) -> tuple[str, str, dict[str, object], dict[str, str]]:
     """Workflow text, file name and inputs, from a YAML body (inputs as ``?input.NAME=value``)
     or ``{"workflow": "...", "filename": "...", "inputs": {...}}``."""
     raw = await request.read()
     if len(raw) > MAX_WORKFLOW_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_WORKFLOW_BYTES, actual_size=len(raw))
+    if request.content_type not in WORKFLOW_CONTENT_TYPES and request.headers.get("Content-Type"):
+        raise web.HTTPUnsupportedMediaType(text=(
+            f"a workflow is sent as application/json ({{\"workflow\": ...}}) or as YAML text "
+            f"(application/yaml, text/yaml, text/plain), not {request.content_type}"))
     filename = request.query.get("filename", "workflow.yml")
     inputs: dict[str, object] = {k[6:]: v for k, v in request.query.items() if k.startswith("input.")}
     if request.content_type == "application/json":
@@ -262,6 +275,7 @@ def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Applica
     app.router.add_get("/v1/workflows/{run_id}/events", get_events)
     app.router.add_get("/v1/workflows/{run_id}/watch", watch)
     app.router.add_post("/v1/workflows/{run_id}/cancel", cancel)
+    app.router.add_delete("/v1/workflows/{run_id}", cancel)  # the same, as REST clients expect
     app.router.add_post("/v1/workflows/{run_id}/retry", retry)
     app.router.add_post("/v1/validate", validate)
     from .routes_agents import add_agent_routes  # /v1/agents, /v1/groups; groups: a ServerGroupProvider

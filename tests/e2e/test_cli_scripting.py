@@ -64,3 +64,27 @@ def test_run_no_follow_prints_only_the_id(stack: Stack, client: Client, tmp_path
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()
     assert "\n" not in run_id and client.get(run_id)["id"] == run_id
+
+
+def test_the_api_says_which_key_problem_and_which_content_type(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest as _pytest
+
+    from waterflow import ApiError
+
+    keyed = Stack(data_dir=tmp_path / "keyed", env={"WATERFLOW_API_KEY": "k-abcdef"})
+    keyed.start()
+    try:
+        with _pytest.raises(ApiError) as missing:
+            Client(keyed.api_url, api_key="").list()
+        with _pytest.raises(ApiError) as wrong:
+            Client(keyed.api_url, api_key="nope").list()
+        assert "needs a key" in str(missing.value) and "is wrong" in str(wrong.value)
+        client = Client(keyed.api_url, api_key="k-abcdef")
+        with _pytest.raises(ApiError) as html:
+            client._json("POST", "/v1/workflows", OK.encode(), "text/html")
+        assert html.value.status == 415
+        run_id = client.submit("name: long\njobs:\n  a:\n    runs-on: local\n    steps:\n      - run: sleep 30\n")["id"]
+        assert client._json("DELETE", f"/v1/workflows/{run_id}")["status"] == "cancelling"
+        assert client.wait(run_id, timeout=60)["status"] == "cancelled"
+    finally:
+        keyed.stop()
