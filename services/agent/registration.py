@@ -116,14 +116,18 @@ class Registration:
             return False
 
     def nudge(self) -> None:
-        """Heartbeat now (after a reconnection, or when the running steps changed a lot)."""
+        """Heartbeat soon (after a reconnection, or when a pinned step started): at most one
+        extra heartbeat per ``heartbeat_interval / 5``, however many steps start meanwhile."""
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Heartbeat every ``heartbeat_interval`` until ``stop``; then say goodbye."""
         ok = True
+        loop = asyncio.get_running_loop()
+        min_gap = self.settings.heartbeat_interval / 5
         while not stop.is_set():
             beat_ok = await self.beat()
+            last = loop.time()
             if beat_ok and not ok:
                 log.info("heartbeat.resumed", agent=self.name)
             ok = beat_ok
@@ -132,4 +136,6 @@ class Registration:
             _, pending = await asyncio.wait(waiters, timeout=self.settings.heartbeat_interval, return_when=asyncio.FIRST_COMPLETED)
             for waiter in pending:
                 waiter.cancel()
+            if self._wake.is_set() and not stop.is_set():  # coalesce nudges: one write per min_gap
+                await asyncio.sleep(max(0.0, last + min_gap - loop.time()))
         await self.beat(stopped=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -57,6 +58,8 @@ class Agent:
         self._generation = 0
         self._pullers = 0
         self._pinned: dict[asyncio.Task[None], str] = {}
+        self.on_pinned_step: Callable[[], None] = lambda: None
+        """Called when a pinned step starts (the registration heartbeats soon)."""
         self._step_cancels: dict[str, tuple[asyncio.Event, list[str]]] = {}
         """Task key -> (event that stops the step, reason) for CancelStep commands."""
 
@@ -175,15 +178,16 @@ class Agent:
         self._pinned.pop(task, None)
 
     def _track_pinned(self, task: asyncio.Task[None], msg: Msg) -> None:
-        """Remember a task only this agent can run (from its own subject): the next heartbeat
-        lists it, so if this agent dies the scheduler sees what was lost. (Not announced at once:
-        every step after a job's first is such a task, and a registration write per step start
-        and end halved throughput. A step started after the last heartbeat is found anyway: its
-        task comes back to this agent's consumer after ``ack_wait``, where a scheduler drains it.)"""
+        """Remember a task only this agent can run (from its own subject) and announce it soon:
+        if this agent dies, the scheduler sees in its last heartbeat what was lost. Announcements
+        are coalesced (one registration write per heartbeat_interval/5: every step after a job's
+        first is such a task, and a write per step halved throughput); a step that started in
+        between comes back to this agent's consumer after ``ack_wait``, where a scheduler drains it."""
         try:
             self._pinned[task] = _task_decoder.decode(msg.data).key
         except (msgspec.DecodeError, msgspec.ValidationError):
             return  # _execute reports and terminates it
+        self.on_pinned_step()
 
     @property
     def pinned_steps(self) -> list[str]:
@@ -375,6 +379,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
     holder.append(agent)
     registration = Registration(settings, js, lambda: agent.running_steps, lambda: agent.pinned_steps)
     registration_holder.append(registration)
+    agent.on_pinned_step = registration.nudge
 
     async def on_control(msg: Msg) -> None:
         try:

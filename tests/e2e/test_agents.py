@@ -242,7 +242,9 @@ def test_acceptance_health_check_on_three_agents_with_one_killed(fresh_stack: St
     one is killed (-9) mid-run; the other two report, the killed one is reported failed."""
     client = Client(fresh_stack.api_url)
     for name in ("web-1", "web-2", "web-3"):
-        fresh_stack.start_agent(name, ["web"], WATERFLOW_HEARTBEAT_INTERVAL="0.5")
+        # ack_wait 5 s: a step killed before the agent's next heartbeat listed it is found when
+        # its task comes back (after ack_wait); the heartbeat usually finds it within a second.
+        fresh_stack.start_agent(name, ["web"], WATERFLOW_HEARTBEAT_INTERVAL="0.5", WATERFLOW_ACK_WAIT="5")
     for name in ("web-1", "web-2", "web-3"):
         wait_status(client, name, "healthy")
     source = EXAMPLE.read_text().replace("default: 0", "default: 4")  # make the check last a while
