@@ -129,6 +129,11 @@ class Agent:
             # 1-second fetch to expire). If two pullers get tasks for the last slot at once, the
             # one that comes second hands its task straight back.
             share = max(1, self.settings.max_concurrent_steps // max(self._pullers, 1))
+            if source.startswith("group "):
+                # A group task starts a job this agent then keeps (its later steps come on this
+                # agent's own subject): take new jobs one at a time, so that jobs spread over the
+                # group's agents instead of piling onto whichever fetched first.
+                share = 1
             free = min(self.settings.max_concurrent_steps - self._active, share)
             if free <= 0:
                 self._slot_freed.clear()
