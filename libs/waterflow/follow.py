@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -83,6 +84,16 @@ def render_summary(state: dict[str, Any], console: Console) -> None:
                           Text(step.get("agent") or ""), Text(step.get("error") or ""))
     console.print(table)
     for job_id, job in state["jobs"].items():
+        if job.get("waiting"):
+            console.print(Text(f"{job_id}: waiting: {job['waiting']}", style="yellow"))
+        for step in job["steps"]:
+            for note in step.get("annotations") or ():
+                where = f" {note['file']}:{note.get('line', '?')}" if note.get("file") else ""
+                style = {"error": "red", "warning": "yellow"}.get(note["level"], "cyan")
+                console.print(Text(f"{job_id} › {step['name']}: {note['level']}{where}: {note['message']}", style=style))
+            if step.get("summary"):  # $GITHUB_STEP_SUMMARY, Markdown
+                console.print(Text(f"{job_id} › {step['name']} summary:", style="bold"))
+                console.print(Markdown(step["summary"]))
         if job.get("results"):
             console.print(_results_table(job_id, job["results"]))
     style = _STYLE.get(state["status"], "")

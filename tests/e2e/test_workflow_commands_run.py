@@ -27,7 +27,7 @@ jobs:
 """
 
 
-def test_workflow_commands_and_runner_files(client: Client) -> None:
+def test_workflow_commands_and_runner_files(client: Client, stack) -> None:  # type: ignore[no-untyped-def]
     state = client.wait(client.submit(WORKFLOW)["id"], timeout=60)
     assert state["status"] == "succeeded", state
     job = state["jobs"]["talk"]
@@ -39,3 +39,10 @@ def test_workflow_commands_and_runner_files(client: Client) -> None:
     assert "the value is ***" in lines and not any("s3cr3t-value" in line for line in lines)
     assert not any(line.startswith("::") for line in lines)
     assert "tool-ran" in lines
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "waterflow", "--api-url", stack.api_url, "status", state["id"]],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "warning deploy.sh:3: disk almost full" in shown.stdout and "Deployed" in shown.stdout
