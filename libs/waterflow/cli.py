@@ -69,6 +69,16 @@ def cmd_service(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init import init
+
+    for path in init(Path(args.directory), force=args.force):
+        console.print(f"wrote {path}")
+    console.print(f"next: waterflow validate {Path(args.directory) / 'workflow.yml'} && "
+                  f"waterflow run --embedded {Path(args.directory) / 'workflow.yml'}")
+    return EXIT_OK
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from .embedded import Stack
 
@@ -329,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default=os.environ.get("WATERFLOW_API_KEY"), help="API key (env WATERFLOW_API_KEY)")
     parser.add_argument("--version", action="version", version=f"waterflow {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init_parser = sub.add_parser("init", help="write a starter workflow.yml and agent.yml to edit")
+    init_parser.add_argument("directory", nargs="?", default=".")
+    init_parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    init_parser.set_defaults(handler=cmd_init)
 
     up = sub.add_parser("up", help="start NATS and every service locally, in the foreground")
     up.add_argument("--data-dir", default=os.environ.get("WATERFLOW_DATA_DIR", "~/.waterflow"))
