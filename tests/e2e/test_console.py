@@ -29,6 +29,8 @@ from waterflow import ApiError, Client
 from waterflow.embedded import Stack
 from waterflow_api.app import make_app
 
+from test_agents import poll
+
 SPEC_FILE = Path(__file__).resolve().parents[2] / "services" / "api" / "openapi.yaml"
 KEY = "console-key-4711"
 CONSOLE_ROUTES = {("get", "/"), ("get", "/openapi.json"), ("get", "/openapi.yaml"), ("get", "/docs")}
@@ -237,16 +239,6 @@ def _expect() -> Any:
     return expect
 
 
-def _wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 FLEET = """
 name: fleet-console
 jobs:
@@ -353,7 +345,7 @@ def test_a_run_page_shows_the_graph_the_fan_out_results_logs_and_history_and_ret
 
     tab.click("#retry")
     expect(tab.locator("#action-result")).to_contain_text("retrying")
-    _wait_for(lambda: client.get(run_id)["attempt"] == 2, what="attempt 2")
+    poll(lambda: client.get(run_id)["attempt"] == 2, 30, "attempt 2")
     assert client.wait(run_id, timeout=90, attempt=2)["status"] == "failed"  # web-5 still fails
     expect(tab.locator(".fact", has_text="Attempt").locator("dd")).to_have_text("2")
     # The page followed the new attempt live: it shows every "disk full" the API has (both attempts).
@@ -373,7 +365,7 @@ def test_a_running_run_streams_its_logs_live_shows_why_a_job_waits_and_can_be_ca
     expect(tab.locator(".log-line", has_text="tick-1")).to_have_count(1)
     assert client.get(run_id)["status"] == "running"  # the line came while the step runs
     expect(tab.locator(".run-header .status")).to_have_text("running")
-    waiting = _wait_for(lambda: client.get(run_id)["jobs"]["stuck"]["waiting"], what="the job to wait")
+    waiting = poll(lambda: client.get(run_id)["jobs"]["stuck"]["waiting"], 30, "the job to wait")
     stuck = tab.locator(".job-box[data-job=stuck]")
     expect(stuck.locator(".waiting")).to_have_text(f"waiting: {waiting}")
     expect(stuck).to_have_class(re.compile(r"\bstatus-border-waiting\b"))
@@ -405,7 +397,7 @@ def test_agents_nodes_triggers_and_secret_names(page: Page, client: Client) -> N
     assert not [r for r in client.list() if r["workflow"] == name]
     row.locator("button.fire").click()
     expect(row).to_contain_text("fired")
-    fired = _wait_for(lambda: [r for r in client.list() if r["workflow"] == name], what="the fired run")
+    fired = poll(lambda: [r for r in client.list() if r["workflow"] == name], 30, "the fired run")
     assert client.wait(fired[0]["id"], timeout=60)["status"] == "succeeded"
     fire_requests = [headers for url, headers in page.requests if url.endswith(f"/v1/triggers/{trigger['id']}/fire")]
     assert len(fire_requests) == 1
