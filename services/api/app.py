@@ -204,6 +204,15 @@ async def get_logs(request: web.Request) -> web.StreamResponse:
     return _json({"id": run_id, "lines": lines})
 
 
+async def get_workflow(request: web.Request) -> web.Response:
+    """The workflow file that ran, as submitted (its plan keeps the text)."""
+    run_id = await _existing(request)
+    plan = await request.app[RUNS].plan(run_id)
+    if plan is None:
+        raise web.HTTPNotFound(text=f"no run with id {run_id!r}")
+    return _json({"id": run_id, "filename": plan.source_name, "source": plan.source})
+
+
 async def get_events(request: web.Request) -> web.Response:
     run_id = await _existing(request)
     return _json({"id": run_id, "events": await request.app[RUNS].events(run_id)})
@@ -273,6 +282,7 @@ def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Applica
     app.router.add_get("/v1/workflows/{run_id}", get_run)
     app.router.add_get("/v1/workflows/{run_id}/logs", get_logs)
     app.router.add_get("/v1/workflows/{run_id}/events", get_events)
+    app.router.add_get("/v1/workflows/{run_id}/workflow", get_workflow)
     app.router.add_get("/v1/workflows/{run_id}/watch", watch)
     app.router.add_post("/v1/workflows/{run_id}/cancel", cancel)
     app.router.add_delete("/v1/workflows/{run_id}", cancel)  # the same, as REST clients expect

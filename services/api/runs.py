@@ -180,6 +180,10 @@ class Runs:
         runs = [state for state in headers if state is not None]
         return runs, (page[-1] if len(ids) > limit else None)
 
+    async def plan(self, run_id: str) -> Plan | None:
+        """A run's plan (None: no such run)."""
+        return await self._plan(run_id)
+
     async def _plan(self, run_id: str) -> Plan | None:
         """A run's plan (never changes once stored, so a few hundred are kept in memory)."""
         plan = self._plans.get(run_id)

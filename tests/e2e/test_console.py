@@ -338,6 +338,8 @@ def test_a_run_page_shows_the_graph_the_fan_out_results_logs_and_history_and_ret
     expect(tab.locator(".log-line:visible")).to_have_count(2)
     tab.select_option("#stream-filter", "all")
 
+    expect(tab.locator("#workflow-source")).to_contain_text("name: fleet-console")  # the YAML that ran
+
     timeline = tab.locator("#timeline")
     expect(timeline.locator("li").first).to_contain_text("run.created")
     expect(timeline.locator("li").last).to_contain_text("run.completed")
@@ -429,7 +431,9 @@ def test_submit_validates_with_inline_diagnostics_then_runs_and_shows_the_run(pa
 
     workflow = "name: submitted-here\ninputs:\n  who: {type: string, required: true}\njobs:\n  j:\n    runs-on: local\n" \
                "    steps:\n      - run: echo \"hello ${{ inputs.who }}\"\n"
-    tab.fill("#workflow", workflow)
+    tab.set_input_files("#upload", files=[{"name": "uploaded.yml", "mimeType": "text/yaml", "buffer": workflow.encode()}])
+    expect(tab.locator("#filename")).to_have_value("uploaded.yml")  # opened from a file
+    expect(tab.locator("#workflow")).to_have_value(workflow)
     tab.click("#validate")
     expect(tab.locator("#diagnostics .notice-ok")).to_contain_text("Valid")
     tab.fill("#inputs", "who=console")

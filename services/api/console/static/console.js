@@ -331,11 +331,16 @@ function runPage(ctx, runId) {
   const matches = el("span", { class: "muted" });
   const logs = el("div", { class: "logs", id: "logs" });
   const timeline = el("ol", { class: "timeline", id: "timeline" });
+  const sourceView = el("pre", { class: "logs mono", id: "workflow-source" });
   ctx.main.append(errors, header,
     section("Job graph", graph),
     section("Jobs", jobs),
     section("Logs", el("div", { class: "toolbar" }, search, streamFilter, matches, live), logs),
-    section("Event history", timeline));
+    section("Event history", timeline),
+    section("Workflow that ran", sourceView));
+  api(base + "/workflow").then((workflow) => {  // the YAML as submitted (never changes)
+    if (ctx.alive) sourceView.textContent = `# ${workflow.filename}\n${workflow.source}`;
+  }).catch((error) => { sourceView.textContent = String(error.message || error); });
 
   async function refresh() {
     refreshTimer = null;
@@ -827,6 +832,14 @@ function submitPage(ctx) {
   const source = el("textarea", { id: "workflow", spellcheck: "false", rows: 22, "aria-label": "workflow YAML" });
   source.value = sessionStorage.getItem(DRAFT_STORAGE) ?? EXAMPLE;
   source.addEventListener("input", () => sessionStorage.setItem(DRAFT_STORAGE, source.value));
+  const upload = el("input", { type: "file", id: "upload", accept: ".yml,.yaml,text/yaml", "aria-label": "open a workflow file" });
+  upload.addEventListener("change", async () => {  // read locally; nothing is sent until Validate or Run
+    const file = upload.files && upload.files[0];
+    if (!file) return;
+    source.value = await file.text();
+    filename.value = file.name;
+    sessionStorage.setItem(DRAFT_STORAGE, source.value);
+  });
   const inputs = el("textarea", { id: "inputs", rows: 3, spellcheck: "false", placeholder: "version=1.2.3", "aria-label": "inputs" });
   const result = el("div", { id: "diagnostics" });
   const validate = el("button", { type: "button", id: "validate" }, "Validate");
@@ -835,6 +848,7 @@ function submitPage(ctx) {
     el("div", { class: "submit-grid" },
       el("div", {}, el("label", { for: "workflow" }, "Workflow (YAML)"), source),
       el("div", {},
+        el("label", { for: "upload" }, "Open a file"), upload,
         el("label", { for: "filename" }, "File name (used in diagnostics)"), filename,
         el("label", { for: "inputs" }, "Inputs, one NAME=VALUE a line"), inputs,
         el("div", { class: "toolbar" }, validate, run),
