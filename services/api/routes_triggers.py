@@ -33,7 +33,24 @@ def _shown(trigger: Any, with_secret: bool = False) -> dict[str, Any]:
     if not with_secret:
         body.pop("webhook_secret", None)
     body["webhook"] = f"/v1/triggers/{trigger.id}/fire"
+    body["next_fire_at"] = next_fire_at(trigger.crons)
     return body
+
+
+def next_fire_at(crons: list[str]) -> str | None:
+    """When the earliest of ``crons`` fires next (UTC, ISO 8601), or None without a schedule."""
+    from datetime import UTC, datetime
+
+    from cronsim import CronSim, CronSimError
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    times = []
+    for cron in crons:
+        try:
+            times.append(next(CronSim(cron, now)))
+        except (CronSimError, StopIteration, ValueError):
+            continue
+    return min(times).isoformat() if times else None
 
 
 async def register(request: web.Request) -> web.Response:

@@ -107,3 +107,20 @@ def test_a_webhook_fired_with_bad_inputs_is_a_400_and_starts_nothing(client: Cli
     time.sleep(1)
     assert _runs_of(client, "strict") == []
     client.delete_trigger(trigger["id"])
+
+
+def test_a_trigger_says_when_its_schedule_fires_next(client: Client) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    daily = SCHEDULED.replace("name: every-second", "name: daily").replace('"* * * * * *"', '"30 2 * * *"')
+    trigger = client.add_trigger(daily, "daily.yml")
+    try:
+        due = datetime.fromisoformat(trigger["next_fire_at"])
+        now = datetime.now(UTC)
+        assert now < due <= now + timedelta(days=1) and (due.hour, due.minute) == (2, 30)
+        assert [t for t in client.triggers() if t["id"] == trigger["id"]][0]["next_fire_at"] == trigger["next_fire_at"]
+    finally:
+        client.delete_trigger(trigger["id"])
+    hooked = client.add_trigger(daily.replace('on:\n  schedule:\n    - cron: "30 2 * * *"\n', ""), "hook.yml")
+    assert hooked["next_fire_at"] is None
+    client.delete_trigger(hooked["id"])

@@ -775,7 +775,7 @@ function triggersPage(ctx) {
     el("p", { class: "muted" }, "Workflows registered with waterflow trigger add: started by their on.schedule crons and their webhook."),
     errors, box);
   api("/v1/triggers").then((data) => {
-    fill(box, table(["Name", "Id", "File", "Schedules", "Inputs", "Webhook", "Registered", ""],
+    fill(box, table(["Name", "Id", "File", "Schedules", "Next fire", "Inputs", "Webhook", "Registered", ""],
       data.triggers.map((trigger) => {
         const result = el("span", { class: "action-result" });
         const fire = el("button", { type: "button", class: "fire" }, "Fire now");
@@ -792,6 +792,7 @@ function triggersPage(ctx) {
         return el("tr", { class: "trigger-row" },
           el("td", {}, trigger.name), el("td", { class: "mono" }, trigger.id), el("td", {}, trigger.filename),
           el("td", { class: "mono" }, (trigger.crons || []).join("; ") || "—"),
+          el("td", { class: "next-fire" }, trigger.next_fire_at ? fmtTime(trigger.next_fire_at) : "—"),
           el("td", { class: "mono" }, pairs(trigger.inputs)),
           el("td", { class: "mono" }, "POST " + trigger.webhook),
           el("td", {}, fmtTime(trigger.created_at)),
