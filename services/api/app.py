@@ -151,7 +151,8 @@ async def list_runs(request: web.Request) -> web.Response:
     before = request.query.get("before") or None
     states, cursor = await request.app[RUNS].list(limit, before)
     return _json({
-        "runs": [{k: v for k, v in public_state(s).items() if k != "jobs"} for s in states],
+        # a summary per run: not its jobs, nor the webhook payload that started it (up to 64 KiB)
+        "runs": [{k: v for k, v in public_state(s).items() if k not in ("jobs", "event")} for s in states],
         "next": cursor,
     })
 

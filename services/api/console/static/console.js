@@ -257,6 +257,8 @@ function runsPage(ctx) {
   const statusFilter = el("select", { id: "status-filter", "aria-label": "status", onchange: draw },
     ["", "queued", "running", "succeeded", "failed", "cancelled"].map((s) => el("option", { value: s }, s || "every status")));
   const nameFilter = el("input", { type: "search", id: "name-filter", placeholder: "workflow name", "aria-label": "workflow name", oninput: draw });
+  const triggerFilter = el("select", { id: "trigger-filter", "aria-label": "started by", onchange: draw },
+    ["", "api", "schedule", "webhook"].map((s) => el("option", { value: s }, s ? "started by " + s : "started by anything")));
   const count = el("span", { class: "muted" });
   const rows = el("tbody");
   const errors = el("div");
@@ -264,9 +266,9 @@ function runsPage(ctx) {
   const older = el("button", { type: "button", onclick: () => { cursors.push(next); refresh(); } }, "Older →");
   ctx.main.append(
     el("h1", {}, "Runs"), errors,
-    el("div", { class: "toolbar" }, statusFilter, nameFilter, count),
+    el("div", { class: "toolbar" }, statusFilter, nameFilter, triggerFilter, count),
     el("table", { id: "runs", class: "list" },
-      el("thead", {}, el("tr", {}, ["Status", "Workflow", "Run", "Attempt", "Created", "Duration", "Error"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Status", "Workflow", "Run", "Attempt", "Started by", "Created", "Duration", "Error"].map((h) => el("th", {}, h)))),
       rows),
     el("div", { class: "pager" }, newer, older));
 
@@ -287,16 +289,19 @@ function runsPage(ctx) {
   function draw() {
     const status = statusFilter.value;
     const name = nameFilter.value.trim().toLowerCase();
-    const shown = runs.filter((r) => (!status || r.status === status) && (!name || String(r.workflow).toLowerCase().includes(name)));
+    const startedBy = triggerFilter.value;
+    const shown = runs.filter((r) => (!status || r.status === status) && (!name || String(r.workflow).toLowerCase().includes(name))
+      && (!startedBy || (r.event_name || "api") === startedBy));
     fill(rows, ...shown.map((r) => el("tr", { class: "run-row" },
       el("td", {}, badge(r.status), r.cancel_requested && !FINISHED.has(r.status) ? el("span", { class: "muted" }, " cancelling") : null),
       el("td", { class: "workflow" }, runLink(r.id, r.workflow || "(unnamed)")),
       el("td", { class: "mono" }, runLink(r.id)),
       el("td", {}, r.attempt),
+      el("td", { class: "started-by" }, r.event_name || "api"),
       el("td", {}, fmtTime(r.created_at)),
       el("td", {}, fmtDuration(elapsed(r.started_at, r.finished_at))),
       el("td", { class: "error-text" }, r.error || ""))));
-    if (!shown.length) rows.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, runs.length ? "No run on this page matches the filter." : "No runs yet: submit one.")));
+    if (!shown.length) rows.append(el("tr", {}, el("td", { colspan: 8, class: "muted" }, runs.length ? "No run on this page matches the filter." : "No runs yet: submit one.")));
     count.textContent = `${shown.length} of ${runs.length} runs on this page · updated ${fmtTime(new Date().toISOString()).slice(11)}`;
     newer.disabled = cursors.length === 1;
     older.disabled = !next;
