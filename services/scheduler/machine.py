@@ -725,6 +725,11 @@ class _Run:
         except ValueError as error:
             self._fail_without_running(job, step, f"timeout-minutes: {error}")
             return False
+        if "${{" in step_plan.name:  # a name with expressions is shown evaluated, as on GitHub
+            try:
+                step.name = render(step_plan.name, ctx)
+            except ExpressionError:
+                pass  # keep the name as written: the step itself still runs
         step.attempt += 1
         step.status = "dispatched"
         step.dispatched_at = self.now

@@ -170,3 +170,11 @@ def test_a_step_interrupted_again_and_again_fails_in_the_end() -> None:
     for attempt in range(1, machine.MAX_INTERRUPTIONS + 2):
         machine.apply(state, plan, result(StepFailed, "j", 0, attempt=attempt, interrupted=True, error="interrupted: x"), NOW)
     assert state.status == "failed" and "giving up" in state.jobs["j"].steps[0].error
+
+
+def test_a_step_name_with_expressions_is_shown_evaluated() -> None:
+    combos = ({"server": "web-1"}, {"server": "web-2"})
+    plan, state = make(JobPlan(id="m", name="m", runs_on="g", matrix=combos,
+                               steps=(StepPlan(index=0, name="Check ${{ matrix.server }}", run="echo"),)))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    assert [state.jobs[i].steps[0].name for i in state.jobs["m"].instances] == ["Check web-1", "Check web-2"]
