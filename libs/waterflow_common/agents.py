@@ -12,17 +12,17 @@ being wrong does not make it look dead or alive)::
 and the bucket's ``max_age`` (``bus.AGENT_RECORD_MAX_AGE``, one day) finally expires a record
 that nobody refreshes, so a decommissioned server disappears by itself.
 
-The scheduler calls :func:`healthy_agents` to fan a job out to every healthy agent of a group::
+The scheduler reads the healthy ones with :func:`list_agents` into one
+:class:`waterflow_common.groups.Fleet` every couple of seconds, and asks it who is in a group::
 
-    agents = await healthy_agents(js, "web", labels=("env=prod",), provider=groups)
-    for agent in agents:
-        subject = subjects.agent_tasks(agent.name)   # consumed only by that agent
+    fleet = Fleet([r.info for r in await list_agents(js) if r.status == "healthy"], provider)
+    fleet.healthy("web", labels=("env=prod",))   # sorted agent names
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -49,7 +49,6 @@ __all__ = [
     "fail_lost_steps",
     "fail_lost_tasks",
     "get_agent",
-    "healthy_agents",
     "is_lost",
     "labels_match",
     "list_agents",
@@ -206,41 +205,6 @@ async def get_agent(js: JetStreamContext, name: str) -> AgentRecord | None:
         if record.info.name == name:
             return record
     return None
-
-
-DIRECTORY_CACHE_SECONDS = 1.0
-"""healthy_agents reuses a listing this young: a scheduler asks on every event of a fan-out run,
-and health changes on a scale of heartbeats (seconds) anyway."""
-_recent: dict[int, tuple[JetStreamContext, float, list[AgentRecord]]] = {}
-
-
-async def _recent_agents(js: JetStreamContext) -> list[AgentRecord]:
-    loop = asyncio.get_running_loop()
-    cached = _recent.get(id(js))
-    if cached is not None and cached[0] is js and loop.time() - cached[1] < DIRECTORY_CACHE_SECONDS:
-        return cached[2]
-    records = await list_agents(js)
-    _recent[id(js)] = (js, loop.time(), records)
-    return records
-
-
-async def healthy_agents(
-    js: JetStreamContext,
-    group: str,
-    labels: Sequence[str] = (),
-    provider: object | None = None,
-) -> list[AgentInfo]:
-    """The healthy agents of ``group`` having every label in ``labels``, sorted by name.
-
-    ``provider`` is a :class:`waterflow_common.groups.ServerGroupProvider` (server-groups.yml,
-    a CMDB); without one, only the groups agents declare themselves count.
-    """
-    from .groups import ServerGroupProvider
-
-    groups = provider if isinstance(provider, ServerGroupProvider) else ServerGroupProvider()
-    records = [r for r in await _recent_agents(js) if r.status == "healthy"]
-    members = groups.members(group, [r.info for r in records])
-    return [a for a in members if labels_match(a.labels, labels)]
 
 
 def lost_step_failures(records: Iterable[AgentRecord]) -> list[tuple[AgentRecord, StepFailed]]:

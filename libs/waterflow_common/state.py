@@ -48,6 +48,8 @@ class AttemptRecord(msgspec.Struct, kw_only=True):
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    interrupted: bool = False
+    """Delivered a second time (its agent died or handed it back): replaced by a new attempt."""
 
 
 class StepState(msgspec.Struct, kw_only=True):

@@ -56,7 +56,6 @@ from waterflow_common.state import TERMINAL, AttemptRecord, JobState, Outgoing, 
 from . import contexts
 
 IN_PROGRESS = frozenset({"dispatched", "running", "retrying"})
-INTERRUPTED = "interrupted"
 MAX_INTERRUPTIONS = 5
 """New attempts a step gets for redeliveries (agents dying under it) before it fails."""
 SLEEP_NODE = "sleep"
@@ -265,11 +264,11 @@ class _Run:
         """The attempt was delivered a second time: record it as interrupted, run a new one."""
         step.attempts.append(AttemptRecord(
             attempt=step.attempt, status="failed", agent=step.agent, error=event.error,
-            started_at=step.started_at, finished_at=event.at,
+            started_at=step.started_at, finished_at=event.at, interrupted=True,
         ))
-        interruptions = sum(1 for a in step.attempts if (a.error or "").startswith(INTERRUPTED))
+        interruptions = sum(1 for a in step.attempts if a.interrupted)
         if interruptions > MAX_INTERRUPTIONS:
-            step.error = f"{INTERRUPTED} {interruptions} times; giving up"
+            step.error = f"interrupted {interruptions} times; giving up"
             step.finished_at = self.now
             self._conclude(job, step, "failure")
         elif self._dispatch(job, step):
@@ -547,12 +546,12 @@ class _Run:
             result = "succeeded"
         try:
             ctx = contexts.job_contexts(self.state, self.plan, job_plan, job, self.secrets)
-        except ExpressionError as error:
-            ctx = None
-            job.error = job.error or f"env: {error}"
-            result = "failed"
-        for name, template in job_plan.outputs.items() if ctx is not None else ():
             ctx["steps"] = contexts.steps_context(job, len(job.steps))
+        except ExpressionError as error:
+            job.error = job.error or f"env: {error}"
+            self._complete_job(job, "failed")
+            return
+        for name, template in job_plan.outputs.items():
             try:
                 job.outputs[name] = evaluate_value(template, ctx)
             except ExpressionError as error:
