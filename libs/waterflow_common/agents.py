@@ -31,6 +31,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from . import subjects
+from .bus import publish_event
 from .messages import StepFailed
 from .streams import read_stored
 
@@ -247,7 +248,7 @@ async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord, signer: Sig
     fan-out instances sent to it): nobody else may take them, so without this they would wait
     forever. Returns how many were failed."""
     from . import bus
-    from .messages import StepTask, encode
+    from .messages import StepTask
 
     config = bus.agent_consumer_config(record.info.name, LOST_TASK_ACK_WAIT)
     assert config.durable_name is not None
@@ -279,8 +280,7 @@ async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord, signer: Sig
                     run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
                     agent=record.info.name, agent_lost=True, error=f"{_silence(record)} before it could start this step",
                 ))
-                await js.publish(subjects.event(event.run_id, event.type), encode(event),
-                                 headers={subjects.MSG_ID_HEADER: event.msg_id()})
+                await publish_event(js, event)
                 await msg.ack()
                 failed += 1
     finally:
@@ -315,8 +315,7 @@ async def fail_lost_steps(js: JetStreamContext, signer: Signer) -> int:
     marked: set[str] = set()
     for record, event in failures:
         event = signer.sign(event)
-        await js.publish(subjects.event(event.run_id, event.type), encode(event),
-                         headers={subjects.MSG_ID_HEADER: event.msg_id()})
+        await publish_event(js, event)
         if record.info.name in marked:
             continue
         marked.add(record.info.name)

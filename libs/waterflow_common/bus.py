@@ -21,6 +21,7 @@ from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 from . import subjects
 from .errors import InfrastructureError
 from .log import get_logger
+from .messages import EventBase, encode
 from .settings import NatsSettings
 
 log = get_logger("waterflow.bus")
@@ -84,6 +85,7 @@ BUCKETS = (
     js_api.KeyValueConfig(bucket=subjects.CONCURRENCY_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
     js_api.KeyValueConfig(bucket=subjects.TRIGGERS_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
     js_api.KeyValueConfig(bucket=subjects.SECRETS_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
+    js_api.KeyValueConfig(bucket=subjects.GROUPS_BUCKET, history=1, storage=js_api.StorageType.FILE, direct=True),
     js_api.KeyValueConfig(bucket=subjects.KEYS_BUCKET, history=1, storage=js_api.StorageType.FILE),
     # An agent rewrites its key every heartbeat; one that stopped ages out after AGENT_RECORD_MAX_AGE.
     js_api.KeyValueConfig(
@@ -288,6 +290,17 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: js_api.Cons
         except NotFoundError:
             pass  # the create failed for another reason (e.g. the server was busy): try again
         await js.add_consumer(stream, config)
+
+
+async def publish_event(js: JetStreamContext, event: EventBase) -> js_api.PubAck:
+    """Append ``event`` to its run's history (``wf.events.<run>.<type>``).
+
+    The ``Nats-Msg-Id`` is the event's own id, so publishing the same event again (a retry after
+    a crash, a second scheduler doing the same work) is dropped by JetStream within
+    :data:`DUPLICATE_WINDOW`: every producer of events can simply publish again when unsure.
+    """
+    return await js.publish(subjects.event(event.run_id, event.type), encode(event),
+                            headers={subjects.MSG_ID_HEADER: event.msg_id()})
 
 
 async def close(nc: Client, timeout: float = 3.0) -> None:

@@ -287,10 +287,7 @@ class Agent:
         delay = 0.2
         while True:
             try:
-                await self.js.publish(
-                    subjects.event(event.run_id, event.type), encode(event),
-                    headers={subjects.MSG_ID_HEADER: event.msg_id()},
-                )
+                await bus.publish_event(self.js, event)
                 return
             except Exception as error:
                 log.warning("publish.retry", type=event.type, error=str(error) or type(error).__name__)

@@ -20,6 +20,7 @@ from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from waterflow_common import subjects
+from waterflow_common.bus import publish_event
 from waterflow_common.diagnostics import Diagnostic
 from waterflow_common.inputs import resolve_inputs
 from waterflow_common.messages import (
@@ -128,9 +129,7 @@ class Runs:
         except Exception as error:
             raise ServiceUnavailable(f"could not store the run: {error or type(error).__name__}") from error
         try:  # the commit point: from here on the run exists, whatever happens to this process
-            await self.js.publish(
-                subjects.event(run_id, created.type), encode(created), headers={subjects.MSG_ID_HEADER: created.msg_id()},
-            )
+            await publish_event(self.js, created)
         except Exception as error:
             try:
                 await self.plans_kv.purge(run_id)
@@ -146,9 +145,7 @@ class Runs:
     async def request(self, run_id: str, event: RunCancelRequested | RunRetryRequested) -> None:
         """Append a cancel or retry request; the scheduler acts on it."""
         event = self.signer.sign(event)  # type: ignore[assignment]
-        await self.js.publish(
-            subjects.event(run_id, event.type), encode(event), headers={subjects.MSG_ID_HEADER: event.msg_id()},
-        )
+        await publish_event(self.js, event)
 
     async def state(self, run_id: str) -> RunState | None:
         """The run with every job and step (None: no such run)."""

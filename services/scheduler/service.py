@@ -28,6 +28,7 @@ from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from waterflow_common import bus, subjects
+from waterflow_common.bus import publish_event
 from waterflow_common.log import get_logger
 from waterflow_common.expressions import ExpressionError, evaluate_value, to_string
 from waterflow_common.messages import (
@@ -39,7 +40,6 @@ from waterflow_common.messages import (
     StepSucceeded,
     TimerFired,
     decode_event,
-    encode,
 )
 from waterflow_common.plan import Plan
 from waterflow_common.agents import fail_lost_steps, list_agents
@@ -277,7 +277,7 @@ class Scheduler:
         holder = await self.concurrency.release(state.concurrency_group, state.run_id)
         if holder is not None and holder != state.run_id:
             wake = self.signer.sign(RunUnblocked(run_id=holder, released_by=state.run_id))
-            await self.js.publish(subjects.event(holder, wake.type), encode(wake), headers={subjects.MSG_ID_HEADER: wake.msg_id()})
+            await publish_event(self.js, wake)
 
     async def _secrets(self, run_id: str) -> dict[str, str]:
         """The values of the secrets this run's plan references (read fresh: they may rotate)."""
