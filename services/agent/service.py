@@ -24,6 +24,7 @@ from waterflow_common.agents import kv_stream
 from waterflow_common.auth import agent_inbox_prefix
 from waterflow_common.limits import MAX_STEP_RESULT_BYTES
 from waterflow_common.log import get_logger
+from waterflow_common.pulling import Puller
 from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
 from waterflow_common.settings import AgentSettings
 from waterflow_common.signing import sign_with_token
@@ -40,8 +41,6 @@ _task_decoder = msgspec.json.Decoder(StepTask)
 _cancel_decoder = msgspec.json.Decoder(CancelStep)
 MAX_ERROR_CHARS = 4000
 """Characters of a step's error message kept in its result (the log has the rest)."""
-STUCK_CHECK_INTERVAL = 15.0
-"""Seconds of empty fetches after which the puller asks the consumer whether tasks are pending."""
 
 
 class Agent:
@@ -55,8 +54,7 @@ class Agent:
         self._slot_freed = asyncio.Event()
         self._cancel_all = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
-        self._generation = 0
-        self._pullers = 0
+        self._pullers: list[Puller] = []
         self._pinned: dict[asyncio.Task[None], str] = {}
         self.on_pinned_step: Callable[[], None] = lambda: None
         """Called when a pinned step starts (the registration heartbeats soon)."""
@@ -77,104 +75,52 @@ class Agent:
 
     def resubscribe(self) -> None:
         """Make every puller recreate its subscription (called after NATS reconnected)."""
-        self._generation += 1
+        for puller in self._pullers:
+            puller.reset()
 
     async def pull(self, source: str, config: js_api.ConsumerConfig, stop: asyncio.Event) -> None:
         """Fetch tasks from one consumer (a group's, or this agent's own) whenever a slot is free.
 
-        The subscription is recreated after NATS reconnects, after repeated fetch errors, and when
-        the consumer reports pending tasks that fetch does not return: after a server restart an
-        existing pull subscription may silently stop receiving (nats.py issue #504).
+        :class:`~waterflow_common.pulling.Puller` keeps the subscription working through NATS
+        restarts; this loop decides how many tasks to ask for.
         """
-        assert config.durable_name is not None
-        self._pullers += 1
+        puller = Puller(self.js, subjects.TASKS_STREAM, config, source=source)
+        self._pullers.append(puller)
         try:
-            await self._pull_loop(source, config, stop)
+            while not stop.is_set():
+                # Each puller (one per group, one for the agent's own subject) asks for its share
+                # of the free slots without reserving them, so one puller's long fetch never
+                # keeps a task of another waiting (with one slot, a fan-out task used to wait for
+                # the group's 1-second fetch to expire). If two pullers get tasks for the last
+                # slot at once, the one that comes second hands its task straight back.
+                share = max(1, self.settings.max_concurrent_steps // len(self._pullers))
+                if source.startswith("group "):
+                    # A group task starts a job this agent then keeps (its later steps come on
+                    # this agent's own subject): take new jobs one at a time, so that jobs spread
+                    # over the group's agents instead of piling onto whichever fetched first.
+                    share = 1
+                free = min(self.settings.max_concurrent_steps - self._active, share)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                for msg in await puller.fetch(free, timeout=1.0):
+                    await self._start(msg)
         finally:
-            self._pullers -= 1
+            self._pullers.remove(puller)
+            await puller.close()
 
-    async def _pull_loop(self, source: str, config: js_api.ConsumerConfig, stop: asyncio.Event) -> None:
-        assert config.durable_name is not None
-        while not stop.is_set():
-            try:
-                await bus.ensure_consumer(self.js, subjects.TASKS_STREAM, config)
-                psub = await self.js.pull_subscribe_bind(config.durable_name, subjects.TASKS_STREAM)
-            except Exception as error:  # NATS away or JetStream still recovering: try again
-                log.warning("pull.setup_failed", source=source, error=str(error) or type(error).__name__)
-                await _sleep_or_stop(stop, 1.0)
-                continue
-            log.info("agent.pulling", source=source)
-            try:
-                reason = await self._pull_from(psub, source, stop)
-            finally:
-                try:
-                    await psub.unsubscribe()
-                except Exception:
-                    pass
-            if reason:
-                log.info("pull.resubscribe", source=source, reason=reason)
-
-    async def _pull_from(self, psub: JetStreamContext.PullSubscription, source: str, stop: asyncio.Event) -> str | None:
-        """Pull until ``stop`` (returns None) or until the subscription looks broken (returns why)."""
-        loop = asyncio.get_running_loop()
-        generation = self._generation
-        failures = 0
-        idle_since = loop.time()
-        while not stop.is_set():
-            if self._generation != generation:
-                return "reconnected"
-            # Each puller (one per group, one for the agent's own subject) asks for its share of
-            # the free slots without reserving them, so one puller's long fetch never keeps a
-            # task of another waiting (with one slot, a fan-out task used to wait for the group's
-            # 1-second fetch to expire). If two pullers get tasks for the last slot at once, the
-            # one that comes second hands its task straight back.
-            share = max(1, self.settings.max_concurrent_steps // max(self._pullers, 1))
-            if source.startswith("group "):
-                # A group task starts a job this agent then keeps (its later steps come on this
-                # agent's own subject): take new jobs one at a time, so that jobs spread over the
-                # group's agents instead of piling onto whichever fetched first.
-                share = 1
-            free = min(self.settings.max_concurrent_steps - self._active, share)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                idle_since = loop.time()
-                continue
-            try:
-                msgs = await psub.fetch(free, timeout=1.0)
-                failures = 0
-            except asyncio.TimeoutError:
-                msgs = []
-            except Exception as error:
-                log.warning("fetch.failed", source=source, error=str(error) or type(error).__name__)
-                msgs = []
-                failures += 1
-                await _sleep_or_stop(stop, 0.5)
-            for msg in msgs:
-                if self._active >= self.settings.max_concurrent_steps:
-                    await _hand_back(msg)
-                    continue
-                self._active += 1
-                task = asyncio.create_task(self._execute(msg))
-                self._running.add(task)
-                task.add_done_callback(self._done)
-                if msg.subject == subjects.agent_tasks(self.name):
-                    self._track_pinned(task, msg)
-            if failures >= 3:
-                return "fetch failing"
-            if msgs:
-                idle_since = loop.time()
-            elif loop.time() - idle_since > STUCK_CHECK_INTERVAL:
-                idle_since = loop.time()
-                try:
-                    info = await psub.consumer_info()
-                except NotFoundError:
-                    return "consumer gone"
-                except Exception:
-                    continue
-                if info.num_pending > 0 and self.settings.max_concurrent_steps - self._active > 0:
-                    return "tasks pending but none delivered"
-        return None
+    async def _start(self, msg: Msg) -> None:
+        """Run a fetched task in a free slot (or hand it back when another puller took the slot)."""
+        if self._active >= self.settings.max_concurrent_steps:
+            await _hand_back(msg)
+            return
+        self._active += 1
+        task = asyncio.create_task(self._execute(msg))
+        self._running.add(task)
+        task.add_done_callback(self._done)
+        if msg.subject == subjects.agent_tasks(self.name):
+            self._track_pinned(task, msg)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
