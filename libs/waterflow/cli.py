@@ -216,7 +216,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     client = _client(args)
     state = client.get(args.run_id)
     if args.json:
-        console.print_json(json.dumps(state))
+        console.print_json(msgspec.json.encode(state).decode())
         return EXIT_OK
     from .follow import render_summary
 
@@ -256,7 +256,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     runs = _client(args).list(args.limit, args.before)
     if args.json:  # the API's own shape: {"runs": [...]}, one document, for scripts
-        print(json.dumps({"runs": runs}, indent=2))
+        print(json.dumps({"runs": msgspec.to_builtins(runs)}, indent=2))
         return EXIT_OK
     table = Table("id", "workflow", "status", "created")
     table.columns[0].no_wrap = True  # an id is copied whole, never folded or cut
@@ -426,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_triggers import add_trigger_commands
 
     add_trigger_commands(sub)
+    from .cli_deadletters import add_dead_letter_commands
+
+    add_dead_letter_commands(sub)
     return parser
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import msgspec
+
 from rich.markup import escape
 from rich.table import Table
 
@@ -18,7 +20,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     if args.node_command == "list":
         nodes = client.nodes(args.group)
         if args.json:
-            print(json.dumps(nodes, indent=2))
+            print(json.dumps(msgspec.to_builtins(nodes), indent=2))
             return 0
         table = Table("node", "status", "agents", "groups", "description")
         for node in nodes:
@@ -29,7 +31,7 @@ def cmd_node(args: argparse.Namespace) -> int:
         return 0
     for node in client.node(args.name):
         if args.json:
-            print(json.dumps(node, indent=2))
+            print(json.dumps(msgspec.to_builtins(node), indent=2))
             continue
         console.print(f"[bold]{node['name']}@{node['version']}[/] ({escape(node['source'])}) — {escape(node['description'])}")
         console.print(f"  agents: {', '.join(node['agents']) or 'none'}   groups: {', '.join(node['groups']) or 'none'}")

@@ -24,8 +24,8 @@ def cmd_secret(args: argparse.Namespace) -> int:
         client.set_secret(args.name, value)
         console.print(f"secret [bold]{args.name}[/] stored")
     elif args.secret_command == "list":
-        for name in client.secrets():
-            console.print(name)
+        for secret in client.secrets():
+            console.print(secret.name, markup=False)
     else:
         client.delete_secret(args.name)
         console.print(f"secret [bold]{args.name}[/] deleted")
