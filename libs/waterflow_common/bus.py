@@ -18,7 +18,7 @@ from nats.js import api as js_api
 from nats.errors import AuthorizationError
 from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 
-from . import subjects
+from . import limits, subjects
 from .errors import InfrastructureError
 from .log import get_logger
 from .messages import EventBase, encode
@@ -71,6 +71,17 @@ STREAMS = (
         storage=js_api.StorageType.FILE,
         max_age=7 * 24 * 3600.0,
         duplicate_window=60.0,
+    ),
+    js_api.StreamConfig(
+        name=subjects.DEAD_LETTERS_STREAM,
+        subjects=[subjects.ALL_DEAD_LETTERS],
+        retention=js_api.RetentionPolicy.LIMITS,
+        storage=js_api.StorageType.FILE,
+        max_age=limits.DEAD_LETTERS_MAX_AGE_DAYS * 24 * 3600.0,
+        max_msgs=limits.DEAD_LETTERS_MAX_MSGS,
+        max_bytes=limits.DEAD_LETTERS_MAX_BYTES,
+        discard=js_api.DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW,
     ),
 )
 

@@ -38,3 +38,15 @@ MAX_WEBHOOK_PAYLOAD_BYTES = 64 * 1024
 MAX_PLAN_BYTES = 512 * 1024
 """Encoded bytes of a compiled workflow: it travels in one NATS message and is stored as one
 KV value (``max_payload``: 1 MB by default)."""
+
+DEAD_LETTER_PAYLOAD_BYTES = 16 * 1024
+"""Bytes of a moved-aside message's payload kept in its dead letter; the rest is cut, marked."""
+
+DEAD_LETTERS_MAX_MSGS = 10_000
+"""Dead letters kept (``WF_DEAD_LETTERS``); the oldest go first."""
+
+DEAD_LETTERS_MAX_BYTES = 256 * 1024 * 1024
+"""Bytes the dead-letter stream may hold; the oldest go first."""
+
+DEAD_LETTERS_MAX_AGE_DAYS = 30
+"""Days a dead letter is kept (as long as the run history it belongs to)."""

@@ -288,6 +288,32 @@ class CancelStep(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.attempt}"
 
 
+# --- dead letters (any service -> operators) ---------------------------------------------------
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """A message a consumer moved aside instead of applying it (``wf.dead.<consumer>.<run>``).
+
+    The payload is the original bytes as text, cut at ``limits.DEAD_LETTER_PAYLOAD_BYTES``. Only
+    events and trigger fires are ever moved aside, and neither carries secret values (those reach
+    only a ``StepTask``, which is never dead-lettered: see docs/troubleshooting.md)."""
+
+    subject: str
+    """Where the message was published (``wf.events.<run>.<type>``, ``wf.triggers.fired.<id>``)."""
+    payload: str
+    """The message as UTF-8 text (bytes that are not UTF-8 shown as U+FFFD), perhaps cut."""
+    payload_bytes: int
+    """Size of the original message; ``truncated`` when ``payload`` holds less of it."""
+    truncated: bool = False
+    reason: str
+    consumer: str
+    """Who moved it aside: ``scheduler`` or ``triggers`` (the API's fire consumer)."""
+    run_id: str | None = None
+    delivered: int = 1
+    """Times it was delivered before it was moved aside."""
+    stream_seq: int | None = None
+    """Its sequence in its own stream (``WF_EVENTS``, ``WF_TRIGGERS``)."""
+    at: datetime = msgspec.field(default_factory=utcnow)
+
+
 Event = (
     RunCreated
     | JobStarted

@@ -21,6 +21,10 @@ TASKS_STREAM = "WF_TASKS"
 LOGS_STREAM = "WF_LOGS"
 """Step output lines, batched (limits retention, pruned by age)."""
 
+DEAD_LETTERS_STREAM = "WF_DEAD_LETTERS"
+"""Messages a consumer moved aside because it could not apply them (poison, malformed, forged):
+one ``DeadLetter`` each, with the reason (limits retention, bounded in ``limits.py``)."""
+
 TRIGGERS_STREAM = "WF_TRIGGERS"
 """Cron schedules of registered workflows (JetStream message schedules) and the fires they and
 webhooks produce (limits retention, a few messages per subject)."""
@@ -41,6 +45,9 @@ CONCURRENCY_BUCKET = "wf_concurrency"
 """concurrency group -> ConcurrencySlot (the run holding the group and the runs queued behind it)."""
 AGENTS_BUCKET = "wf_agents"
 """agent name -> AgentInfo, rewritten by each agent's heartbeat; stale entries age out (max_age)."""
+GROUPS_BUCKET = "wf_groups"
+"""group name -> GroupDefinition made through the API (``PUT /v1/groups/{name}``; see
+``group_store.py``), merged with server-groups.yml; revision-checked writes."""
 KEYS_BUCKET = "wf_keys"
 """The installation's signing key (``signing.py``): services only; agent credentials cannot read it."""
 FILES_BUCKET = "wf_files"
@@ -102,6 +109,25 @@ ALL_EVENTS = f"{PREFIX}.events.>"
 def run_id_of(subject: str) -> str:
     """The run id inside an event or log subject (``wf.events.<run>...``)."""
     return subject.split(".")[2]
+
+
+# --- dead letters ----------------------------------------------------------------------------
+NO_RUN = "_"
+"""The run token of a dead letter that belongs to no (readable) run."""
+
+
+def dead_letter(consumer: str, run_id: str | None) -> str:
+    """Where ``consumer`` puts a message it moved aside, e.g. ``wf.dead.scheduler.r-abc``."""
+    run = run_id if run_id and _TOKEN.match(run_id) and len(run_id) <= MAX_TOKEN_LENGTH else NO_RUN
+    return f"{PREFIX}.dead.{check_token(consumer, 'consumer')}.{run}"
+
+
+def run_dead_letters(run_id: str) -> str:
+    """Filter matching every dead letter of one run, whichever consumer moved it aside."""
+    return f"{PREFIX}.dead.*.{check_token(run_id, 'run id')}"
+
+
+ALL_DEAD_LETTERS = f"{PREFIX}.dead.>"
 
 
 # --- triggers --------------------------------------------------------------------------------

@@ -304,5 +304,8 @@ def make_app(runs: Runs, api_key: str | None, groups: Any = None) -> web.Applica
     from .triggers import Triggers
 
     add_trigger_routes(app, Triggers(runs))
+    from .routes_deadletters import add_dead_letter_routes
+
+    add_dead_letter_routes(app, runs)
     add_console_routes(app)  # /, /console/…, /openapi.json, /openapi.yaml, /docs: no key needed
     return app

@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, NoKeysError
 
 from waterflow_common import bus, subjects
+from waterflow_common.deadletters import POISON_AFTER, move_aside, retry_delay
 from waterflow_common.diagnostics import Diagnostic
 from waterflow_common.inputs import resolve_inputs
 from waterflow_common.log import get_logger
@@ -30,6 +31,8 @@ from .runs import InvalidInputs, Runs
 log = get_logger("waterflow.api.triggers")
 _trigger_decoder = msgspec.json.Decoder(Trigger)
 _fired_decoder = msgspec.json.Decoder(TriggerFired)
+CONSUMER = "triggers"
+"""Who moved a fire aside, in its dead letter."""
 
 
 def new_trigger_id() -> str:
@@ -104,7 +107,11 @@ class Triggers:
         await self.js.publish(subjects.trigger_fired(trigger_id), msgspec.json.encode(fired))
 
     async def start_run(self, msg: Msg) -> None:
-        fired = _fired_decoder.decode(msg.data)
+        try:
+            fired = _fired_decoder.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            await move_aside(self.js, msg, f"malformed trigger fire: {error}", CONSUMER)
+            return
         trigger = await self.get(fired.trigger_id)
         if trigger is None:  # deleted while a fire was on its way
             await msg.ack()
@@ -115,9 +122,15 @@ class Triggers:
                 trigger.source, trigger.filename, {**trigger.inputs, **fired.inputs}, trigger.workflows, run_id=run_id,
                 event_name=fired.by, event=fired.payload if fired.by == "webhook" else {"trigger": trigger.id},
             )
-            log.info("trigger.fired", trigger=trigger.id, by=fired.by, run_id=submitted.run_id)
         except InvalidInputs as error:
             log.error("trigger.invalid_inputs", trigger=trigger.id, error=str(error))
+            await move_aside(self.js, msg, f"trigger {trigger.id}: invalid inputs: {error}", CONSUMER)
+            return
+        if submitted.run_id is None:  # the registered workflow no longer compiles
+            problems = "; ".join(d.message for d in submitted.diagnostics[:5])
+            await move_aside(self.js, msg, f"trigger {trigger.id}: the workflow does not compile: {problems}", CONSUMER)
+            return
+        log.info("trigger.fired", trigger=trigger.id, by=fired.by, run_id=submitted.run_id)
         await msg.ack()
 
 
@@ -128,9 +141,17 @@ async def serve_fires(triggers: Triggers, stop: asyncio.Event) -> None:
         for msg in await puller.fetch(16, timeout=1.0):
             try:
                 await triggers.start_run(msg)
-            except Exception as error:  # compile service down, NATS blip: try again later
-                log.warning("trigger.start_failed", subject=msg.subject, error=str(error) or type(error).__name__)
-                await msg.nak(delay=2.0)
+            except Exception as error:  # compile service down, NATS blip: try again later, not forever
+                reason = f"{type(error).__name__}: {error}"[:500]
+                delivered = msg.metadata.num_delivered or 1
+                log.warning("trigger.start_failed", subject=msg.subject, delivered=delivered, error=reason)
+                try:
+                    if delivered >= POISON_AFTER:
+                        await move_aside(triggers.js, msg, reason, CONSUMER)
+                    else:
+                        await msg.nak(delay=retry_delay(delivered))
+                except Exception as nak_error:  # NATS away: redelivered after ack_wait
+                    log.warning("trigger.nak_failed", error=str(nak_error) or type(nak_error).__name__)
 
 
 __all__ = ["Triggers", "serve_fires"]

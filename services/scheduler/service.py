@@ -28,6 +28,7 @@ from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from waterflow_common import bus, subjects
+from waterflow_common.deadletters import POISON_AFTER, move_aside, retry_delay
 from waterflow_common.bus import publish_event
 from waterflow_common.log import get_logger
 from waterflow_common.expressions import ExpressionError, evaluate_value, to_string
@@ -63,9 +64,8 @@ RUN_CACHE_SIZE = 2000
 PUBLISHED_CACHE_SIZE = 50_000
 """Outbox messages remembered as published (forgetting one only means publishing it again:
 the stream drops the duplicate by its msg id)."""
-POISON_AFTER = 5
-"""Deliveries of an event that fails every time after which its run is ended failed (a poison
-event: a message too large for NATS, a state that cannot be read)."""
+CONSUMER = "scheduler"
+"""Who moved an event aside, in its dead letter."""
 DIRECTORY_MAX_AGE = 2.0
 """Seconds a listing of the healthy agents is reused: every dispatch needs it, and reading a
 thousand agents' records each time made a 1000-agent fan-out crawl.
@@ -119,20 +119,22 @@ class Scheduler:
             event = decode_event(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             log.error("event.malformed", subject=msg.subject, seq=msg.metadata.sequence.stream, error=str(error))
-            await msg.term()
+            await move_aside(self.js, msg, f"malformed event: {error}", CONSUMER, _run_of(msg.subject))
             return
         if not self.signer.verify(event):
             # Not from a service, nor from the agent the task went to: a forged or planted event.
             log.warning("security.forged_event", subject=msg.subject, type=event.type, run_id=event.run_id,
                         agent=getattr(event, "agent", None), seq=msg.metadata.sequence.stream)
-            await msg.term()
+            await move_aside(self.js, msg, "forged: its proof does not check out (security.forged_event)", CONSUMER,
+                             _run_of(msg.subject))
             return
         async with self._lock(event.run_id):
             try:
                 state, outgoing = await self._apply(event)
             except NotFoundError:
                 log.error("event.unknown_run", run_id=event.run_id, type=event.type)
-                await msg.term()
+                await move_aside(self.js, msg, f"no run {event.run_id} (no plan or state stored)", CONSUMER,
+                                 _run_of(msg.subject))
                 return
             await self._publish_outbox(state)
             if state.finished:
@@ -147,27 +149,36 @@ class Scheduler:
 
     async def handle_failure(self, msg: Msg, error: Exception) -> None:
         """An event that could not be handled: try again later (NATS may be away), but never
-        forever. After POISON_AFTER deliveries the run is ended failed with the reason and the
-        event is dropped, so one bad run cannot keep a scheduler busy or its log growing."""
+        forever. After POISON_AFTER deliveries the event is moved aside (a dead letter with the
+        reason) and its run is ended failed, naming the dead letter, so one bad run cannot keep a
+        scheduler busy or its log growing."""
         reason = f"{type(error).__name__}: {error}"[:500]
         delivered = msg.metadata.num_delivered or 1
-        run_id = subjects.run_id_of(msg.subject)
+        run_id = _run_of(msg.subject)
         if delivered < POISON_AFTER:
             log.warning("event.failed", subject=msg.subject, delivered=delivered, error=reason)
             try:
-                await msg.nak(delay=min(2.0 ** delivered, 30.0))
+                await msg.nak(delay=retry_delay(delivered))
             except Exception:
                 pass
             return
         log.error("event.poison", subject=msg.subject, delivered=delivered, error=reason)
         try:
-            await self.fail_run(run_id, f"the scheduler could not apply an event of this run ({msg.subject}): {reason}")
+            seq = await move_aside(self.js, msg, reason, CONSUMER, run_id)
+        except Exception as store_error:  # NATS away: the event comes back and is moved aside then
+            log.error("event.not_moved_aside", subject=msg.subject, error=str(store_error) or type(store_error).__name__)
+            try:
+                await msg.nak(delay=retry_delay(delivered))
+            except Exception:
+                pass
+            return
+        if run_id is None:
+            return
+        try:
+            await self.fail_run(run_id, f"event could not be applied ({msg.subject}, dead letter {seq}: "
+                                        f"waterflow dead-letters show {seq}): {reason}")
         except Exception as fail_error:
             log.error("event.poison_run_not_failed", run_id=run_id, error=str(fail_error) or type(fail_error).__name__)
-        try:
-            await msg.term()
-        except Exception:
-            pass
 
     async def fail_run(self, run_id: str, reason: str) -> None:
         """End a run failed with ``reason``, whatever its outbox held (it may be what failed)."""
@@ -370,6 +381,14 @@ async def _report_lost_agents(js: JetStreamContext, signer: Signer, interval: fl
                 log.warning("agents.lost_steps_failed", steps=failed)
         except Exception as error:
             log.warning("agents.lost_check_failed", error=str(error) or type(error).__name__)
+
+
+def _run_of(subject: str) -> str | None:
+    """The run an event's subject names (None: the subject is not a run's)."""
+    try:
+        return subjects.check_token(subjects.run_id_of(subject), "run id")
+    except (IndexError, ValueError):
+        return None
 
 
 async def _handle_batch(scheduler: Scheduler, msgs: list[Msg]) -> None:
