@@ -66,6 +66,16 @@ DEFAULT_QUEUE_TIMEOUT_MINUTES = 24 * 60.0
 """How long a job waits for an agent of its group before it fails (GitHub queues 24 h)."""
 
 
+class Decisions(list[Outgoing]):
+    """What applying one event decided: the messages to publish, in order, plus the events among
+    them as typed values (``events``), so nobody has to decode a message again to learn what
+    happened (tracing: which jobs and the run just finished)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[Event] = []
+
+
 class Effects:
     """Messages decided while applying one event, in the order they must be published."""
 
@@ -73,7 +83,7 @@ class Effects:
         self.state = state
         self.now = now
         self.signer = signer
-        self.outgoing: list[Outgoing] = []
+        self.outgoing = Decisions()
 
     def _signed(self, event: Event) -> Event:
         return self.signer.sign(event) if self.signer is not None else event  # type: ignore[return-value]
@@ -83,6 +93,7 @@ class Effects:
 
     def event(self, event: Event) -> None:
         event = self._signed(event)
+        self.outgoing.events.append(event)
         self.outgoing.append(Outgoing(
             subject=subjects.event(event.run_id, event.type), msg_id=event.msg_id(), data=encode(event), at=self.now,
         ))
@@ -124,7 +135,7 @@ def apply(
     defined_groups: frozenset[str] = frozenset(),
     queue_timeout_minutes: float = DEFAULT_QUEUE_TIMEOUT_MINUTES,
     signer: Signer | None = None,
-) -> list[Outgoing]:
+) -> Decisions:
     """Apply ``event`` to ``state`` in place; return what must be published because of it.
 
     ``directory``: the healthy agents (None: unknown, so no job is reported waiting for one).
@@ -783,7 +794,7 @@ def _minutes(value: float | str | None, contexts_of: Callable[[], Mapping[str, o
 
 def fail_run(
     state: RunState, reason: str, now: datetime | None = None, keep_history: bool = True, signer: Signer | None = None,
-) -> list[Outgoing]:
+) -> Decisions:
     """End a run that cannot go on (a rule failed, its state outgrew NATS) as failed, with the
     reason: steps running on agents are told to stop, everything unfinished is failed or
     skipped, and ``run.completed`` is published. Whatever the failed attempt had decided is
@@ -812,7 +823,7 @@ def fail_run(
     return effects.outgoing
 
 
-def fail_oversized(state: RunState, size: int, limit: int, signer: Signer | None = None) -> list[Outgoing]:
+def fail_oversized(state: RunState, size: int, limit: int, signer: Signer | None = None) -> Decisions:
     """The run's state no longer fits in one NATS message: end the run as failed, say why, and
     drop the per-attempt history so that this last state fits (running steps are told to stop;
     results that still come are ignored)."""

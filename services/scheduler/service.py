@@ -35,6 +35,7 @@ from waterflow_common.expressions import ExpressionError, evaluate_value, to_str
 from waterflow_common.messages import (
     Event,
     JobCompleted,
+    RunCompleted,
     RunCreated,
     RunUnblocked,
     StepFailed,
@@ -56,6 +57,7 @@ from waterflow_common.state import Outgoing, RunState, decode_plan, state_of
 from . import contexts, machine
 from .concurrency import ConcurrencyGroups
 
+from .machine import Decisions
 log = get_logger("waterflow.scheduler")
 
 MAX_CONFLICT_RETRIES = 50
@@ -140,7 +142,7 @@ class Scheduler:
             if state.finished:
                 await self._release(state)
             if outgoing:
-                self._trace(event, state, outgoing)
+                self._trace(event, state, outgoing.events)
         await msg.ack()
         if state.finished:
             self._plans.pop(event.run_id, None)
@@ -190,15 +192,16 @@ class Scheduler:
                 if stored is None or stored.state.finished:
                     return
                 state = stored.state
-                state.outbox = machine.fail_run(state, reason, signer=self.signer)
+                decisions = machine.fail_run(state, reason, signer=self.signer)
+                state.outbox = list(decisions)
                 try:
-                    await self._save(stored, state, state.outbox)
+                    await self._save(stored, state, decisions)
                 except WriteConflict:
                     continue
                 await self._publish_outbox(state)
                 return
 
-    async def _apply(self, event: Event) -> tuple[RunState, list[Outgoing]]:
+    async def _apply(self, event: Event) -> tuple[RunState, Decisions]:
         """Apply the event under optimistic concurrency; return the state and what it decided."""
         plan = await self.plan(event.run_id)
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -225,7 +228,7 @@ class Scheduler:
                 secrets=await self._secrets(event.run_id), defined_groups=frozenset(self.groups.definitions()),
                 queue_timeout_minutes=self.settings.queue_timeout_minutes, signer=self.signer,
             )
-            state.outbox = self._prune(state) + outgoing
+            state.outbox = self._prune(state) + list(outgoing)
             try:
                 saved, outgoing = await self._save(stored, state, outgoing)
             except WriteConflict:
@@ -239,21 +242,22 @@ class Scheduler:
                 if cached and await self.store.revision(event.run_id) != stored.revision:
                     self._states.pop(event.run_id, None)
                     continue
-                return state, []
+                return state, Decisions()
             log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
             return state, outgoing
         raise RuntimeError(f"run {event.run_id}: too many concurrent updates")
 
-    async def _save(self, stored: StoredRun, state: RunState, outgoing: list[Outgoing]) -> tuple[StoredRun, list[Outgoing]]:
+    async def _save(self, stored: StoredRun, state: RunState, outgoing: Decisions) -> tuple[StoredRun, Decisions]:
         """Store the state; one that no longer fits ends the run failed, saying why."""
         try:
             return await self.store.save(stored, state), outgoing
         except StateTooLarge as error:
             log.error("state.too_large", run_id=state.run_id, size=error.size, limit=error.limit)
-            outgoing = state.outbox = machine.fail_oversized(state, error.size, error.limit, self.signer)
+            outgoing = machine.fail_oversized(state, error.size, error.limit, self.signer)
+            state.outbox = list(outgoing)
             return await self.store.save(stored, state), outgoing
 
-    def _trace(self, event: Event, state: RunState, outgoing: list[Outgoing]) -> None:
+    def _trace(self, event: Event, state: RunState, decided: list[Event]) -> None:
         """Spans for what this event finished: a step attempt, jobs, the run."""
         if isinstance(event, (StepSucceeded, StepFailed, TimerFired)) and event.job_id in state.jobs:
             job = state.jobs[event.job_id]
@@ -261,11 +265,10 @@ class Scheduler:
                 step = job.steps[event.step_index]
                 if step.finished_at is not None:
                     self.tracer.step_finished(state, job, step)
-        for entry in outgoing:
-            if entry.subject.endswith(".job.completed"):
-                job_id = msgspec.json.decode(entry.data, type=JobCompleted).job_id
-                self.tracer.job_finished(state, state.jobs[job_id])
-            elif entry.subject.endswith(".run.completed"):
+        for decided_event in decided:
+            if isinstance(decided_event, JobCompleted):
+                self.tracer.job_finished(state, state.jobs[decided_event.job_id])
+            elif isinstance(decided_event, RunCompleted):
                 self.tracer.run_finished(state)
 
     async def _admit(self, state: RunState, plan: Plan, event: Event) -> str | None:
