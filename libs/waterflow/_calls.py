@@ -7,7 +7,7 @@ so the two clients cannot drift apart (a test also holds their method sets equal
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -121,7 +121,34 @@ def groups() -> Call[m.GroupList]:
 
 
 def group(name: str) -> Call[m.Group]:
-    return Call("GET", f"/v1/groups/{quote(name, safe='')}", m.Group)
+    return Call("GET", group_path(name), m.Group)
+
+
+def create_group(name: str, description: str, agents: Sequence[str], labels: dict[str, str] | None,
+                 include: Sequence[str]) -> Call[m.Group]:
+    definition = {"description": description, "agents": list(agents), "labels": labels or {}, "include": list(include)}
+    return Call("PUT", group_path(name), m.Group, body=_json_body(definition), content_type=JSON)
+
+
+def delete_group(name: str) -> Call[m.GroupDeletion]:
+    return Call("DELETE", group_path(name), m.GroupDeletion)
+
+
+def add_to_group(name: str, agent: str) -> Call[m.Group]:
+    return Call("POST", group_path(name, "/agents"), m.Group, body=_json_body({"agent": agent}), content_type=JSON)
+
+
+def remove_from_group(name: str, agent: str) -> Call[m.Group]:
+    return Call("DELETE", group_path(name, f"/agents/{quote(agent, safe='')}"), m.Group)
+
+
+def remove_agent(name: str, force: bool) -> Call[m.AgentRemoval]:
+    return Call("DELETE", f"/v1/agents/{quote(name, safe='')}" + _query(force="true" if force else None), m.AgentRemoval)
+
+
+def group_path(name: str, suffix: str = "") -> str:
+    """``/v1/groups/<name><suffix>``."""
+    return f"/v1/groups/{quote(name, safe='')}{suffix}"
 
 
 def nodes(group: str | None) -> Call[list[m.Node]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -144,6 +144,30 @@ class AsyncClient:
 
     async def group(self, name: str) -> m.Group:
         return await self._call(calls.group(name))
+
+    async def create_group(
+        self, name: str, *, description: str = "", agents: Sequence[str] = (), labels: dict[str, str] | None = None,
+        include: Sequence[str] = (),
+    ) -> m.Group:
+        """Define server group ``name`` on the server (create, or replace its definition)."""
+        return await self._call(calls.create_group(name, description, agents, labels, include))
+
+    async def delete_group(self, name: str) -> m.GroupDeletion:
+        """Delete the definition of a group made through the API (agents declaring it stay members)."""
+        return await self._call(calls.delete_group(name))
+
+    async def add_to_group(self, name: str, agent: str) -> m.Group:
+        """Name ``agent`` in group ``name``'s definition, defining the group if it is not yet."""
+        return await self._call(calls.add_to_group(name, agent))
+
+    async def remove_from_group(self, name: str, agent: str) -> m.Group:
+        """Take ``agent`` out of group ``name``'s definition (:class:`Conflict`: it is a member
+        because it declares the group or its labels match)."""
+        return await self._call(calls.remove_from_group(name, agent))
+
+    async def remove_agent(self, name: str, force: bool = False) -> m.AgentRemoval:
+        """Forget an agent, failing the steps only it could run (:class:`Conflict` while online unless ``force``)."""
+        return await self._call(calls.remove_agent(name, force))
 
     async def nodes(self, group: str | None = None) -> list[m.Node]:
         return await self._call(calls.nodes(group))

@@ -1,7 +1,9 @@
-"""``waterflow agent [list|show NAME]``, ``waterflow group list|show NAME``, ``waterflow auth init``.
+"""``waterflow agent [list|show NAME|remove NAME]``, ``waterflow group list|show|create|add|remove|delete``,
+``waterflow auth init``.
 
 ``waterflow agent`` with no action runs the agent service in the foreground (flags > env >
-``--config agent.yml`` > defaults); ``list`` and ``show`` ask the API.
+``--config agent.yml`` > defaults); the actions ask the API. Groups made with ``group create``
+and ``group add`` are stored by the server (KV ``wf_groups``); server-groups.yml wins over them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from rich.markup import escape
 from rich.table import Table
 from waterflow_common.errors import UserError
@@ -49,9 +52,11 @@ def _get(args: argparse.Namespace, path: str) -> Any:
 # --- agent ---------------------------------------------------------------------------------------
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``waterflow agent`` beyond the common service ones (--nats-url, --log-level)."""
-    parser.add_argument("action", nargs="?", choices=("list", "show"),
-                        help="list the registered agents, or show one; without it, run the agent")
-    parser.add_argument("target", nargs="?", metavar="NAME", help="agent name (for show)")
+    parser.add_argument("action", nargs="?", choices=("list", "show", "remove"),
+                        help="list the registered agents, show or remove one; without it, run the agent")
+    parser.add_argument("target", nargs="?", metavar="NAME", help="agent name (for show and remove)")
+    parser.add_argument("--force", action="store_true",
+                        help="remove: even while the agent heartbeats (a running agent registers again)")
     parser.add_argument("--name", help="agent name (default: host name)")
     parser.add_argument("--group", action="append", help="server group; repeat for several")
     parser.add_argument("--label", action="append", metavar="KEY=VALUE", help="label; repeat for several")
@@ -90,7 +95,17 @@ def cmd_agent(args: argparse.Namespace) -> int:
         console.print(table)
         return 0
     if not args.target:
-        raise UserError("usage: waterflow agent show NAME")
+        raise UserError(f"usage: waterflow agent {args.action} NAME")
+    if args.action == "remove":
+        removal = _client(args).remove_agent(args.target, force=args.force)
+        if args.json:
+            console.print_json(msgspec.json.encode(removal).decode())
+            return 0
+        failed = removal.failed_tasks + removal.failed_steps
+        console.print(f"agent [bold]{escape(removal.name)}[/] removed ({removal.status}); "
+                      f"{failed} step(s) only it could run failed" if failed else
+                      f"agent [bold]{escape(removal.name)}[/] removed ({removal.status})")
+        return 0
     agent = _get(args, f"/v1/agents/{args.target}")
     if args.json:
         console.print_json(json.dumps(agent))
@@ -111,14 +126,73 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 # --- group ---------------------------------------------------------------------------------------
 def add_group_parser(sub: Any) -> None:
-    group = sub.add_parser("group", help="list server groups, or show one with its agents")
-    group.add_argument("action", choices=("list", "show"))
+    group = sub.add_parser(
+        "group", help="list server groups, show one with its agents, define one (create, add, remove, delete)",
+        description="Groups are declared by agents (--group), defined in server-groups.yml, or defined here "
+                    "(stored by the server); a name server-groups.yml defines belongs to the file.",
+    )
+    group.add_argument("action", choices=("list", "show", "create", "add", "remove", "delete"),
+                       help="create NAME: define (or redefine) a group; add/remove NAME AGENT: name an agent in "
+                            "the definition or take it out; delete NAME: delete the definition")
     group.add_argument("target", nargs="?", metavar="NAME")
+    group.add_argument("member", nargs="?", metavar="AGENT", help="add/remove: the agent")
+    group.add_argument("--description", default="", help="create: what the group is")
+    group.add_argument("--agent", action="append", default=[], metavar="AGENT", help="create: a member by name; repeat")
+    group.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                       help="create: members are agents with all these labels (KEY alone: has the key); repeat")
+    group.add_argument("--include", action="append", default=[], metavar="GROUP",
+                       help="create: the members of another group are members; repeat")
     group.add_argument("--json", action="store_true")
     group.set_defaults(handler=cmd_group)
 
 
+def _selector(items: list[str]) -> dict[str, str]:
+    """``--label`` values as a label selector; an item without a key is a usage error."""
+    from waterflow_common.settings import parse_labels
+
+    for item in items:
+        if not item.partition("=")[0].strip():
+            raise UserError(f"--label {item!r}: expected KEY=VALUE or KEY")
+    return parse_labels(items)
+
+
+def _edit_group(args: argparse.Namespace) -> int:
+    """create / add / remove / delete: one request each; the server checks and says what is wrong."""
+    if not args.target:
+        raise UserError(f"usage: waterflow group {args.action} NAME" + (" AGENT" if args.action in ("add", "remove") else ""))
+    client = _client(args)
+    name = args.target
+    if args.action in ("add", "remove"):
+        if not args.member:
+            raise UserError(f"usage: waterflow group {args.action} NAME AGENT")
+        result: Any = (client.add_to_group(name, args.member) if args.action == "add"
+                       else client.remove_from_group(name, args.member))
+    elif args.member:
+        raise UserError(f"usage: waterflow group {args.action} NAME (got an extra argument {args.member!r})")
+    elif args.action == "create":
+        result = client.create_group(name, description=args.description, agents=args.agent,
+                                     labels=_selector(args.label), include=args.include)
+    else:
+        result = client.delete_group(name)
+    if args.json:
+        console.print_json(msgspec.json.encode(result).decode())
+        return 0
+    if args.action == "delete":
+        console.print(f"group [bold]{escape(name)}[/] definition deleted; {escape(result.note)}")
+        return 0
+    members = ", ".join(m.name for m in result.members) or "none registered"
+    said = {"create": "defined", "add": "updated" if result.added else "unchanged (already named)",
+            "remove": "updated"}[args.action]
+    console.print(f"group [bold]{escape(name)}[/] {said}; members: {escape(members)}")
+    for note in ([result.warning] if result.warning else []) + [
+            f"{args.member} stays a member: {reason}" for reason in result.still_member_because]:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    return 0
+
+
 def cmd_group(args: argparse.Namespace) -> int:
+    if args.action in ("create", "add", "remove", "delete"):
+        return _edit_group(args)
     if args.action == "list":
         body = _get(args, "/v1/groups")
         if args.json:

@@ -19,7 +19,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -391,6 +391,39 @@ class Client:
     def group(self, name: str) -> m.Group:
         """One server group: its definition and its members."""
         return self._call(calls.group(name))
+
+    def create_group(
+        self, name: str, *, description: str = "", agents: Sequence[str] = (), labels: dict[str, str] | None = None,
+        include: Sequence[str] = (),
+    ) -> m.Group:
+        """Define server group ``name`` on the server (create, or replace its definition).
+
+        Members: the ``agents`` named, those whose labels match all of ``labels`` (``""``: has the
+        key), the members of the groups in ``include``, and agents declaring the group themselves.
+        Raises :class:`InvalidRequest` for a bad name or an include cycle, :class:`Conflict` if
+        server-groups.yml defines the group.
+
+        >>> client.create_group("web", agents=["web-1", "web-2"], labels={"env": "prod"})  # doctest: +SKIP
+        """
+        return self._call(calls.create_group(name, description, agents, labels, include))
+
+    def delete_group(self, name: str) -> m.GroupDeletion:
+        """Delete the definition of a group made through the API (agents declaring it stay members)."""
+        return self._call(calls.delete_group(name))
+
+    def add_to_group(self, name: str, agent: str) -> m.Group:
+        """Name ``agent`` in group ``name``'s definition, defining the group if it is not yet."""
+        return self._call(calls.add_to_group(name, agent))
+
+    def remove_from_group(self, name: str, agent: str) -> m.Group:
+        """Take ``agent`` out of group ``name``'s definition; :class:`Conflict` if it is a member
+        because it declares the group or its labels match (change those instead)."""
+        return self._call(calls.remove_from_group(name, agent))
+
+    def remove_agent(self, name: str, force: bool = False) -> m.AgentRemoval:
+        """Forget an agent, failing the steps only it could run; :class:`Conflict` while it is
+        online unless ``force`` (a running agent registers again at its next heartbeat)."""
+        return self._call(calls.remove_agent(name, force))
 
     def nodes(self, group: str | None = None) -> list[m.Node]:
         """Nodes the agents provide (name, version, agents, groups, failures)."""

@@ -25,8 +25,8 @@ import msgspec
 from waterflow_common.diagnostics import Diagnostic
 
 __all__ = [
-    "Accepted", "Agent", "AgentNode", "Annotation", "Attempt", "Diagnostic", "Event", "Fired", "Group",
-    "GroupDefinition", "GroupList", "GroupMember", "InstanceResult", "JobInfo", "LogLine", "Model", "Node",
+    "Accepted", "Agent", "AgentNode", "AgentRemoval", "Annotation", "Attempt", "Diagnostic", "Event", "Fired", "Group",
+    "GroupDefinition", "GroupDeletion", "GroupList", "GroupMember", "InstanceResult", "JobInfo", "LogLine", "Model", "Node",
     "NodeFailure", "Run", "RunPage", "RunSummary", "Secret", "StepInfo", "StoredFile", "Submitted", "Trigger",
     "Validation",
 ]
@@ -348,8 +348,42 @@ class Group(Model, frozen=True, kw_only=True):
     healthy: int = 0
     unhealthy: int = 0
     offline: int = 0
+    defined_by: str | None = None
+    """``file`` (server-groups.yml or a plugin: it wins), ``api`` (``create_group``) or None."""
     definition: GroupDefinition | None = None
+    shadowed: GroupDefinition | None = None
+    """A definition made through the API that server-groups.yml overrides (it has the same name)."""
     members: list[GroupMember] = []
+    added: bool | None = None
+    """``add_to_group``: False if the definition named the agent already."""
+    warning: str | None = None
+    """``add_to_group``: the agent is not registered (yet)."""
+    removed: str | None = None
+    """``remove_from_group``: the agent taken out of the definition."""
+    still_member_because: list[str] = []
+    """``remove_from_group``: why the agent is still a member (it declares the group, its labels)."""
+
+
+class GroupDeletion(Model, frozen=True, kw_only=True):
+    """What ``delete_group`` deleted; agents that declare the group themselves stay its members."""
+
+    name: str
+    deleted: GroupDefinition
+    declared_by: list[str] = []
+    note: str = ""
+
+
+class AgentRemoval(Model, frozen=True, kw_only=True):
+    """What ``remove_agent`` did: the work only that agent could run, failed with the reason."""
+
+    name: str
+    status: str
+    """Its health when it was removed."""
+    failed_tasks: int = 0
+    """Steps queued on its own subject, failed before they started."""
+    failed_steps: int = 0
+    """Pinned steps (fan-out) it was running, failed."""
+    note: str = ""
 
 
 class GroupList(Model, frozen=True, kw_only=True):

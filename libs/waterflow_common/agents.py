@@ -43,6 +43,7 @@ __all__ = [
     "UNHEALTHY_AFTER",
     "AgentInfo",
     "AgentRecord",
+    "AgentRemoval",
     "AgentStatus",
     "NodeSpec",
     "agent_status",
@@ -53,6 +54,7 @@ __all__ = [
     "is_lost",
     "labels_match",
     "list_agents",
+    "remove_agent",
     "lost_step_failures",
 ]
 
@@ -243,10 +245,11 @@ def _silence(record: AgentRecord) -> str:
             f"(last seen {record.seen_at:%Y-%m-%d %H:%M:%S} UTC)")
 
 
-async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord, signer: Signer) -> int:
+async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord, signer: Signer, reason: str | None = None) -> int:
     """Fail the tasks queued on a lost agent's own subject (the next steps of jobs it held, or
     fan-out instances sent to it): nobody else may take them, so without this they would wait
-    forever. Returns how many were failed."""
+    forever. ``reason`` says what happened to the agent (default: how long it has been silent).
+    Returns how many were failed."""
     from . import bus
     from .messages import StepTask
 
@@ -278,7 +281,8 @@ async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord, signer: Sig
                     continue
                 event = signer.sign(StepFailed(
                     run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
-                    agent=record.info.name, agent_lost=True, error=f"{_silence(record)} before it could start this step",
+                    agent=record.info.name, agent_lost=True,
+                    error=f"{reason or _silence(record)} before it could start this step",
                 ))
                 await publish_event(js, event)
                 await msg.ack()
@@ -325,3 +329,44 @@ async def fail_lost_steps(js: JetStreamContext, signer: Signer) -> int:
         except KeyWrongLastSequenceError:
             pass  # the agent came back (or another scheduler marked it first): its record wins
     return drained + len(failures)
+
+
+class AgentRemoval(msgspec.Struct, frozen=True, kw_only=True):
+    """What :func:`remove_agent` did: the work it failed so that nothing waits for the agent."""
+
+    name: str
+    status: AgentStatus
+    """The agent's health when it was removed."""
+    failed_tasks: int = 0
+    """Steps queued on its own subject, failed before they started."""
+    failed_steps: int = 0
+    """Steps it was running that only it could finish (fan-out, pinned), failed."""
+
+
+async def remove_agent(js: JetStreamContext, record: AgentRecord, signer: Signer, reason: str) -> AgentRemoval:
+    """Forget an agent: fail what only it could run, delete its task consumer and its record.
+
+    The work it held is failed the way a lost agent's is (:func:`fail_lost_tasks`, and a
+    ``step.failed`` per pinned step), with ``reason`` as the error, so no run waits for it. Steps
+    it took from a group subject go to another member after their ``ack_wait``. An agent that is
+    still running re-registers at its next heartbeat (and re-creates its consumer): stop it first.
+    """
+    name = record.info.name
+    failed_tasks = await fail_lost_tasks(js, record, signer, reason)
+    failed_steps = 0
+    for key in record.info.pinned_steps:
+        try:
+            run_id, job_id, step_index, attempt = key.rsplit(":", 3)
+            event = StepFailed(run_id=run_id, job_id=job_id, step_index=int(step_index), attempt=int(attempt),
+                               agent=name, error=f"{reason} while running this step", agent_lost=True)
+        except ValueError:
+            continue
+        await publish_event(js, signer.sign(event))
+        failed_steps += 1
+    try:
+        await js.delete_consumer(subjects.TASKS_STREAM, subjects.agent_consumer(name))
+    except NotFoundError:
+        pass
+    kv = await js.key_value(subjects.AGENTS_BUCKET)
+    await kv.purge(name)
+    return AgentRemoval(name=name, status=record.status, failed_tasks=failed_tasks, failed_steps=failed_steps)

@@ -45,6 +45,7 @@ from waterflow_common.messages import (
 )
 from waterflow_common.plan import Plan
 from waterflow_common.agents import fail_lost_steps, list_agents
+from waterflow_common.group_store import StoredGroupProvider
 from waterflow_common.groups import Fleet, load_provider
 from waterflow_common.pulling import Puller
 from waterflow_common.secrets import KvSecretProvider, SecretProvider
@@ -86,7 +87,8 @@ class Scheduler:
         # Per-run caches are bounded: a run another scheduler finished never says goodbye here.
         self._secret_names: LRUCache[str, set[str]] = LRUCache(RUN_CACHE_SIZE)
         self.tracer = RunTracer.from_settings(settings.otel_endpoint, settings.otel_file)
-        self.groups = load_provider(settings.server_groups)
+        self.groups = StoredGroupProvider(load_provider(settings.server_groups))
+        """server-groups.yml plus the groups defined through the API (kept current by follow())."""
         self.nc = nc
         self.js = nc.jetstream()
         self.plans = plans
@@ -100,6 +102,10 @@ class Scheduler:
         """(when read, the healthy agents): read at most every DIRECTORY_MAX_AGE seconds."""
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         """One lock per run being handled; gone once nobody holds or waits for it."""
+
+    def groups_changed(self) -> None:
+        """A stored group definition changed: the next dispatch builds its fleet afresh."""
+        self._fleet_cache = None
 
     def _lock(self, run_id: str) -> asyncio.Lock:
         lock = self._locks.get(run_id)
@@ -356,6 +362,8 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         await load_signer(js),
     )
     puller = Puller(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())
+    await scheduler.groups.refresh(js)  # the first dispatch already sees groups defined through the API
+    groups = asyncio.create_task(scheduler.groups.follow(js, scheduler.groups_changed))
     log.info("scheduler.ready")
     watchdog = asyncio.create_task(_report_lost_agents(js, scheduler.signer, settings.lost_agent_check_interval, stop))
     stopping = asyncio.create_task(stop.wait())
@@ -369,6 +377,7 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         if msgs:
             await _handle_batch(scheduler, msgs)
     watchdog.cancel()
+    groups.cancel()
     scheduler.tracer.shutdown()
     await bus.close(nc)
 
