@@ -2,8 +2,9 @@
 
 A schedule is a JetStream message schedule (cron) in stream WF_TRIGGERS, held by NATS itself:
 no Waterflow process keeps a timer, and any API replica turns a fire into a run (they share one
-durable consumer). The run id is derived from the fire's stream sequence, so a fire handled twice
-after a crash still starts exactly one run.
+durable consumer). A scheduled fire's run id is derived from its stream sequence and a webhook
+fire carries the id the API answered with, so a fire handled twice after a crash still starts
+exactly one run.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class TriggerFired(msgspec.Struct, frozen=True, kw_only=True):
     inputs: dict[str, Any] = {}
     payload: Any = None
     """A webhook's whole JSON body: the run's ``github.event`` (data, never pasted into scripts)."""
+    run_id: str | None = None
+    """A webhook fire names its run in advance, so the API can answer the caller with the id
+    (a fire handled twice still starts that one run). A schedule's fires, published by NATS
+    from one stored message, have none: their run id comes from the fire's stream sequence."""
 
 
 _CRON_FIELDS = (  # (name, lowest, highest, names for values)

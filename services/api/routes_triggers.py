@@ -81,7 +81,7 @@ async def delete_trigger(request: web.Request) -> web.Response:
 
 
 async def fire(request: web.Request) -> web.Response:
-    """A webhook: optional JSON body ``{"inputs": {...}}``; starts one run (asynchronously)."""
+    """A webhook: optional JSON body ``{"inputs": {...}}``; starts one run and answers its id."""
     trigger_id = request.match_info["trigger_id"]
     trigger = await request.app[TRIGGERS].get(trigger_id)
     if trigger is None:
@@ -100,8 +100,10 @@ async def fire(request: web.Request) -> web.Response:
     problems = await request.app[TRIGGERS].check_inputs(trigger, inputs)
     if problems:
         raise web.HTTPBadRequest(text="invalid inputs: " + "; ".join(problems))
-    await request.app[TRIGGERS].fire(trigger_id, inputs, body if body != {} else None)
-    return web.json_response({"trigger": trigger_id, "status": "fired"}, status=202)
+    run_id, created = await request.app[TRIGGERS].fire(trigger_id, inputs, body if body != {} else None)
+    # 201: the run exists (GET /v1/workflows/{run_id} finds it); 202: it will, once a fire is taken
+    return web.json_response({"trigger": trigger_id, "status": "created" if created else "fired", "run_id": run_id},
+                             status=201 if created else 202)
 
 
 def add_trigger_routes(app: web.Application, triggers: Triggers) -> None:

@@ -26,7 +26,7 @@ from waterflow_common.pulling import Puller
 from waterflow_common.state import decode_plan
 from waterflow_common.triggers import Trigger, TriggerFired, fired_run_id, nats_cron
 
-from .runs import InvalidInputs, Runs
+from .runs import InvalidInputs, Runs, new_run_id
 
 log = get_logger("waterflow.api.triggers")
 _trigger_decoder = msgspec.json.Decoder(Trigger)
@@ -100,11 +100,22 @@ class Triggers:
         _, problems = resolve_inputs(decode_plan(reply.plan).inputs, {**trigger.inputs, **inputs})
         return [str(p) for p in problems]
 
-    async def fire(self, trigger_id: str, inputs: dict[str, Any], payload: Any = None) -> None:
+    async def fire(self, trigger_id: str, inputs: dict[str, Any], payload: Any = None, wait: float = 5.0) -> tuple[str, bool]:
         """A webhook call: start a run now with these inputs (over the registered ones); the
-        whole JSON body becomes the run's ``github.event``."""
-        fired = TriggerFired(trigger_id=trigger_id, by="webhook", inputs=inputs, payload=payload)
+        whole JSON body becomes the run's ``github.event``. Returns the run's id — chosen here,
+        so the caller can follow the run — and whether the run exists yet: the fire is turned
+        into the run by whichever API replica takes it, which is awaited up to ``wait`` seconds
+        so that ``waterflow status <id>`` right after the answer finds it."""
+        run_id = new_run_id()
+        fired = TriggerFired(trigger_id=trigger_id, by="webhook", inputs=inputs, payload=payload, run_id=run_id)
         await self.js.publish(subjects.trigger_fired(trigger_id), msgspec.json.encode(fired))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while loop.time() < deadline:
+            if await self.runs.status(run_id) is not None:
+                return run_id, True
+            await asyncio.sleep(0.02)
+        return run_id, False
 
     async def start_run(self, msg: Msg) -> None:
         try:
@@ -116,7 +127,7 @@ class Triggers:
         if trigger is None:  # deleted while a fire was on its way
             await msg.ack()
             return
-        run_id = fired_run_id(msg.metadata.timestamp, msg.metadata.sequence.stream)
+        run_id = fired.run_id or fired_run_id(msg.metadata.timestamp, msg.metadata.sequence.stream)
         try:
             submitted = await self.runs.submit(
                 trigger.source, trigger.filename, {**trigger.inputs, **fired.inputs}, trigger.workflows, run_id=run_id,
