@@ -202,6 +202,15 @@ def delete_secret(name: str) -> Call[None]:
     return Call("DELETE", f"/v1/secrets/{quote(name, safe='')}")
 
 
+# --- dead letters ---------------------------------------------------------------------------------
+def dead_letters(limit: int, before: int | None, run_id: str | None) -> Call[m.DeadLetterPage]:
+    return Call("GET", "/v1/dead-letters" + _query(limit=limit, before=before, run_id=run_id), m.DeadLetterPage)
+
+
+def dead_letter(seq: int) -> Call[m.DeadLetter]:
+    return Call("GET", f"/v1/dead-letters/{int(seq)}", m.DeadLetter)
+
+
 # --- the live stream -------------------------------------------------------------------------------
 _watch_item = msgspec.json.Decoder(dict[str, Any])
 

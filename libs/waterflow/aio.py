@@ -213,6 +213,14 @@ class AsyncClient:
     async def delete_trigger(self, trigger_id: str) -> None:
         await self._call(calls.delete_trigger(trigger_id))
 
+    async def dead_letters(self, limit: int = 50, before: int | None = None, run_id: str | None = None) -> list[m.DeadLetter]:
+        """Messages a consumer moved aside, newest first (without their payloads)."""
+        return (await self._call(calls.dead_letters(limit, before, run_id))).dead_letters
+
+    async def dead_letter(self, seq: int) -> m.DeadLetter:
+        """One dead letter with its payload."""
+        return await self._call(calls.dead_letter(seq))
+
     async def set_secret(self, name: str, value: str) -> None:
         await self._call(calls.set_secret(name, value))
 

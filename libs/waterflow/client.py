@@ -478,6 +478,16 @@ class Client:
         """Forget a registered workflow; its schedules stop."""
         self._call(calls.delete_trigger(trigger_id))
 
+    # --- dead letters -------------------------------------------------------------------------------
+    def dead_letters(self, limit: int = 50, before: int | None = None, run_id: str | None = None) -> list[m.DeadLetter]:
+        """Messages a consumer moved aside, newest first (without their payloads); ``before``: only
+        older than this ``seq``; ``run_id``: only that run's."""
+        return self._call(calls.dead_letters(limit, before, run_id)).dead_letters
+
+    def dead_letter(self, seq: int) -> m.DeadLetter:
+        """One dead letter with its payload (a run failed with "event could not be applied" names it)."""
+        return self._call(calls.dead_letter(seq))
+
     # --- secrets ------------------------------------------------------------------------------------
     def set_secret(self, name: str, value: str) -> None:
         """Store a secret for ``${{ secrets.NAME }}``; it is masked (***) in logs and outputs."""

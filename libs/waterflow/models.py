@@ -25,7 +25,7 @@ import msgspec
 from waterflow_common.diagnostics import Diagnostic
 
 __all__ = [
-    "Accepted", "Agent", "AgentNode", "AgentRemoval", "Annotation", "Attempt", "Diagnostic", "Event", "Fired", "Group",
+    "Accepted", "Agent", "AgentNode", "AgentRemoval", "Annotation", "Attempt", "DeadLetter", "DeadLetterPage", "Diagnostic", "Event", "Fired", "Group",
     "GroupDefinition", "GroupDeletion", "GroupList", "GroupMember", "InstanceResult", "JobInfo", "LogLine", "Model", "Node",
     "NodeFailure", "Run", "RunPage", "RunSummary", "Secret", "StepInfo", "StoredFile", "Submitted", "Trigger",
     "Validation",
@@ -384,6 +384,33 @@ class AgentRemoval(Model, frozen=True, kw_only=True):
     failed_steps: int = 0
     """Pinned steps (fan-out) it was running, failed."""
     note: str = ""
+
+
+class DeadLetter(Model, frozen=True, kw_only=True):
+    """A message a consumer moved aside instead of applying it (an event the scheduler could not
+    apply, a trigger fire that could not start a run), and why. ``payload`` (the message, cut at
+    16 KiB) comes only with :meth:`Client.dead_letter`."""
+
+    seq: int
+    """Its number in the dead-letter stream: ``dead_letter(seq)`` shows it."""
+    subject: str
+    reason: str
+    consumer: str
+    """Who moved it aside: ``scheduler`` or ``triggers``."""
+    run_id: str | None = None
+    delivered: int = 1
+    at: datetime | None = None
+    payload_bytes: int = 0
+    truncated: bool = False
+    stream_seq: int | None = None
+    payload: str | None = None
+
+
+class DeadLetterPage(Model, frozen=True, kw_only=True):
+    """One page of ``GET /v1/dead-letters``: ``next`` is the ``before`` of the next page (None: last)."""
+
+    dead_letters: list[DeadLetter]
+    next: int | None = None
 
 
 class GroupList(Model, frozen=True, kw_only=True):

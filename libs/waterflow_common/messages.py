@@ -59,6 +59,21 @@ class StepTask(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.run_id}:{self.job_id}:{self.step.index}:{self.attempt}"
 
 
+class _TaskStepIndex(msgspec.Struct, frozen=True):
+    index: int
+
+
+class StepTaskIdentity(msgspec.Struct, frozen=True, kw_only=True):
+    """The part of a :class:`StepTask` an agent needs to report on a task it cannot read in full
+    (a newer scheduler's, a damaged one): enough to fail that step with the reason."""
+
+    run_id: str
+    job_id: str
+    step: _TaskStepIndex
+    attempt: int
+    token: str
+
+
 # --- logs (agent -> anyone) ------------------------------------------------------------------
 class LogLine(msgspec.Struct, frozen=True, array_like=True):
     at: float

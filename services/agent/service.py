@@ -25,7 +25,7 @@ from waterflow_common.auth import agent_inbox_prefix
 from waterflow_common.limits import MAX_STEP_RESULT_BYTES
 from waterflow_common.log import get_logger
 from waterflow_common.pulling import Puller
-from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, encode, utcnow
+from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, StepTaskIdentity, encode, utcnow
 from waterflow_common.settings import AgentSettings
 from waterflow_common.signing import sign_with_token
 
@@ -38,6 +38,7 @@ from .runner import step_environment, watch_children_with_pidfd
 
 log = get_logger("waterflow.agent")
 _task_decoder = msgspec.json.Decoder(StepTask)
+_identity_decoder = msgspec.json.Decoder(StepTaskIdentity)
 _cancel_decoder = msgspec.json.Decoder(CancelStep)
 MAX_ERROR_CHARS = 4000
 """Characters of a step's error message kept in its result (the log has the rest)."""
@@ -149,8 +150,7 @@ class Agent:
         try:
             task = _task_decoder.decode(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            log.error("task.malformed", subject=msg.subject, error=str(error))
-            await msg.term()
+            await self._report_malformed(msg, error)
             return
         bound = log.bind(run_id=task.run_id, job=task.job_id, step=task.step.index, attempt=task.attempt)
         if msg.metadata.num_delivered and msg.metadata.num_delivered > 1:
@@ -227,6 +227,22 @@ class Agent:
         finally:
             self._step_cancels.pop(task.key, None)
             keepalive.cancel()
+
+    async def _report_malformed(self, msg: Msg, error: Exception) -> None:
+        """A task this agent cannot read: fail its step with the reason if the task still says
+        which step it is (the run then fails, saying why), and drop it. Agents cannot write dead
+        letters (see ``deadletters.py``): the reason goes to the run, the details to this log."""
+        log.error("task.malformed", subject=msg.subject, error=str(error))
+        try:
+            task = _identity_decoder.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            await msg.term()
+            return
+        await self._publish(sign_with_token(task.token, StepFailed(
+            run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt, agent=self.name,
+            retryable=False, error=f"agent {self.name} could not read this step's task: {str(error)[:500]}",
+        )))
+        await msg.term()
 
     async def _publish(self, event: EventBase) -> None:
         """Publish an event, retrying until it is stored: a result must never be lost."""
