@@ -65,13 +65,22 @@ def needs_context(state: RunState, job: JobPlan) -> dict[str, Any]:
     }
 
 
-def job_contexts(
-    state: RunState, plan: Plan, job_plan: JobPlan, job: JobState | None = None, secrets: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """For job-level fields (``if``, ``runs-on``, matrix): no ``steps`` yet."""
+def workflow_contexts(state: RunState, plan: Plan, secrets: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The run's contexts with the workflow-level ``env`` evaluated (over them: it may not use
+    ``needs``, the compiler checks that)."""
     contexts = run_context(state, plan, secrets)
-    contexts["needs"] = needs_context(state, job_plan)
     contexts["env"] = _evaluated_env(plan.env, contexts)
+    return contexts
+
+
+def job_contexts(
+    state: RunState, plan: Plan, job_plan: JobPlan, job: JobState | None = None, secrets: Mapping[str, str] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """For job-level fields (``if``, ``runs-on``, matrix): no ``steps`` yet. ``base``: the
+    :func:`workflow_contexts` if already built (see :class:`EventContexts`)."""
+    contexts = dict(base) if base is not None else workflow_contexts(state, plan, secrets)
+    contexts["needs"] = needs_context(state, job_plan)
     if job is not None and job.matrix is not None:
         contexts["matrix"] = dict(job.matrix)
         contexts["strategy"] = {"fail-fast": job_plan.fail_fast, "max-parallel": job_plan.max_parallel}
@@ -89,11 +98,12 @@ def steps_context(job: JobState, before: int) -> dict[str, Any]:
 
 
 def step_contexts(
-    state: RunState, plan: Plan, job: JobState, step: StepState, secrets: Mapping[str, str] | None = None
+    state: RunState, plan: Plan, job: JobState, step: StepState, secrets: Mapping[str, str] | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """For step-level fields (``if``, ``with``, ``env``, the ``run`` script)."""
     job_plan = plan.jobs[job.job]
-    contexts = job_contexts(state, plan, job_plan, job, secrets)
+    contexts = job_contexts(state, plan, job_plan, job, secrets, base)
     contexts["env"] = {**contexts["env"], **_evaluated_env(job_plan.env, contexts)}
     contexts["steps"] = steps_context(job, step.index)
     contexts["job"] = {"status": job_result_so_far(state, job).lower()}
@@ -103,6 +113,37 @@ def step_contexts(
     if job.agent:
         contexts["agent"] = {"name": job.agent, "group": job.runs_on}
     return contexts
+
+
+class EventContexts:
+    """The contexts of one run while one event is applied.
+
+    The run level (inputs, vars, secrets, ``github``, the workflow's ``env``) cannot change while
+    an event is applied, so it is evaluated once per event and shared; the job and step levels
+    are built on it when asked, because they depend on what the event has changed so far (the
+    results and outputs of needed jobs and of earlier steps). A run retry renumbers the attempt
+    (``github.run_attempt``): it calls :meth:`reset`.
+    """
+
+    def __init__(self, state: RunState, plan: Plan, secrets: Mapping[str, str]) -> None:
+        self.state = state
+        self.plan = plan
+        self.secrets = secrets
+        self._workflow: dict[str, Any] | None = None
+
+    def reset(self) -> None:
+        self._workflow = None
+
+    def workflow(self) -> dict[str, Any]:
+        if self._workflow is None:
+            self._workflow = workflow_contexts(self.state, self.plan, self.secrets)
+        return dict(self._workflow)
+
+    def job(self, job_plan: JobPlan, job: JobState | None = None) -> dict[str, Any]:
+        return job_contexts(self.state, self.plan, job_plan, job, self.secrets, self.workflow())
+
+    def step(self, job: JobState, step: StepState) -> dict[str, Any]:
+        return step_contexts(self.state, self.plan, job, step, self.secrets, self.workflow())
 
 
 def job_result_so_far(state: RunState, job: JobState) -> str:

@@ -31,7 +31,7 @@ class JobRules(RunRules):
     def _start_or_skip_job(self, job: JobState) -> None:
         job_plan = self.plan.jobs[job.job]
         try:
-            ctx = contexts.job_contexts(self.state, self.plan, job_plan, secrets=self.secrets)
+            ctx = self.contexts.job(job_plan)
         except ExpressionError as error:
             self._fail_job(job, mask(f"env: {error}", self.secrets.values()))
             return
@@ -152,7 +152,7 @@ class JobRules(RunRules):
     def _job_timeout(self, job: JobState) -> float | None:
         """The job's ``timeout-minutes`` (an expression is evaluated over the job's contexts)."""
         job_plan = self.plan.jobs[job.job]
-        return minutes(job_plan.timeout_minutes, lambda: contexts.job_contexts(self.state, self.plan, job_plan, job, self.secrets))
+        return minutes(job_plan.timeout_minutes, lambda: self.contexts.job(job_plan, job))
 
     def continue_job(self, job: JobState) -> None:
         """Run the job's next step whose ``if`` holds; finish the job when no step is left."""
@@ -166,7 +166,7 @@ class JobRules(RunRules):
                 return
             step_plan = job_plan.steps[step.index]
             try:
-                ctx = contexts.step_contexts(self.state, self.plan, job, step, self.secrets)
+                ctx = self.contexts.step(job, step)
             except ExpressionError as error:
                 self._fail_without_running(job, step, f"env: {error}")
                 continue
@@ -196,7 +196,7 @@ class JobRules(RunRules):
         else:
             result = "succeeded"
         try:
-            ctx = contexts.job_contexts(self.state, self.plan, job_plan, job, self.secrets)
+            ctx = self.contexts.job(job_plan, job)
             ctx["steps"] = contexts.steps_context(job, len(job.steps))
         except ExpressionError as error:
             job.error = job.error or f"env: {error}"

@@ -199,6 +199,7 @@ class _Run(JobRules, StepRules):
     def _retry_run(self) -> None:
         state = self.state
         state.attempt += 1
+        self.contexts.reset()  # github.run_attempt changed
         state.status = "running"
         state.cancel_requested = False
         state.error = None

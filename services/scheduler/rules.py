@@ -27,6 +27,8 @@ from waterflow_common.plan import JobPlan, Plan
 from waterflow_common.signing import Signer
 from waterflow_common.state import JobState, Outgoing, RunState, StepState
 
+from . import contexts
+
 
 IN_PROGRESS = frozenset({"dispatched", "running", "retrying"})
 """Step statuses of an attempt under way (queued for an agent, running, or waiting to retry)."""
@@ -105,6 +107,8 @@ class RunRules:
         self.effects = effects
         self.fleet = fleet
         self.secrets = secrets
+        self.contexts = contexts.EventContexts(state, plan, secrets)
+        """Contexts for expressions, the run level built once for this event."""
 
     def healthy(self, group: str, job_plan: JobPlan) -> list[str]:
         """The healthy agents of ``group`` with the job's labels (none if unknown)."""

@@ -26,7 +26,6 @@ from waterflow_common.plan import RetryPolicy, StepPlan
 from waterflow_common.secrets import mask
 from waterflow_common.state import TERMINAL, AttemptRecord, JobState, StepState
 
-from . import contexts
 from .rules import RunRules, minutes
 
 MAX_INTERRUPTIONS = 5
@@ -113,7 +112,7 @@ class StepRules(RunRules):
         if outcome == "failure" and isinstance(continue_on_error, str):
             try:
                 continue_on_error = is_truthy(evaluate_value(
-                    continue_on_error, contexts.step_contexts(self.state, self.plan, job, step, self.secrets),
+                    continue_on_error, self.contexts.step(job, step),
                 ))
             except ExpressionError as error:
                 step.error = f"{step.error or 'failed'}; continue-on-error: {error}"
@@ -171,7 +170,7 @@ class StepRules(RunRules):
         job_plan = self.plan.jobs[job.job]
         step_plan = job_plan.steps[step.index]
         try:
-            ctx = ctx or contexts.step_contexts(self.state, self.plan, job, step, self.secrets)
+            ctx = ctx or self.contexts.step(job, step)
             concrete = msgspec.structs.replace(  # hashFiles(): left for the agent (hashfiles.py)
                 step_plan,
                 run=None if step_plan.run is None else render(step_plan.run, ctx, hash_files=hashfiles.deferred),

@@ -99,3 +99,32 @@ def test_started_marks_running() -> None:
     machine.apply(state, plan, StepStarted(run_id="r1", job_id="a", step_index=0, attempt=1, agent="agent-7"))
     step = state.jobs["a"].steps[0]
     assert (step.status, step.agent) == ("running", "agent-7")
+
+
+def test_run_level_contexts_follow_a_run_retry() -> None:
+    """The run-level contexts are evaluated once per event and shared by every job and step
+    (EventContexts): they must never outlive the event — a retried run's steps see the new
+    ``github.run_attempt`` in the workflow and job env."""
+    from waterflow_common.messages import RunRetryRequested
+
+    plan, diagnostics = compile_workflow("""
+env:
+  ATTEMPT: ${{ github.run_attempt }}
+jobs:
+  a:
+    runs-on: g1
+    env:
+      JOB_ATTEMPT: attempt ${{ github.run_attempt }}
+    steps:
+      - run: echo a
+""", "w.yml")
+    assert plan is not None, diagnostics
+    state = initial_state("r1", plan, RunCreated(run_id="r1", workflow=plan.name).at)
+    out = machine.apply(state, plan, RunCreated(run_id="r1", workflow=plan.name))
+    first = msgspec.json.decode(out[1].data, type=StepTask)
+    assert (first.env["ATTEMPT"], first.env["JOB_ATTEMPT"]) == ("1", "attempt 1")
+    machine.apply(state, plan, _result(StepFailed, "a", 0, exit_code=1))
+    assert state.status == "failed"
+    out = machine.apply(state, plan, RunRetryRequested(run_id="r1"))
+    retried = next(msgspec.json.decode(o.data, type=StepTask) for o in out if o.subject.startswith("wf.tasks"))
+    assert (retried.env["ATTEMPT"], retried.env["JOB_ATTEMPT"]) == ("2", "attempt 2")
