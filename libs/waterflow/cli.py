@@ -204,12 +204,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     client = _client(args)
-    before = client.get(args.run_id)  # so that only what the new attempt does is shown
     answer = client.retry(args.run_id)
     console.print(f"Retrying run [bold]{args.run_id}[/] (attempt {answer['attempt']}); succeeded steps are kept")
     if args.no_follow:
         return EXIT_OK
-    state = follow_run(client, args.run_id, console, before=before, attempt=answer["attempt"] or before["attempt"] + 1)
+    state = follow_run(client, args.run_id, console)
     return EXIT_OK if state["status"] == "succeeded" else EXIT_RUN_FAILED
 
 

@@ -315,6 +315,8 @@ class Agent(Model, frozen=True, kw_only=True):
     """Seconds since its latest heartbeat."""
     member_of: list[str] = []
     """``agent show``: every group it belongs to (declared or defined)."""
+    removed_at: datetime | None = None
+    """Set when the agent registered again after an administrator removed it (within a day)."""
 
 
 class GroupDefinition(Model, frozen=True, kw_only=True):
@@ -383,6 +385,7 @@ class AgentRemoval(Model, frozen=True, kw_only=True):
     """Steps queued on its own subject, failed before they started."""
     failed_steps: int = 0
     """Pinned steps (fan-out) it was running, failed."""
+    removed_at: datetime | None = None
     note: str = ""
 
 

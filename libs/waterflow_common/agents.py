@@ -54,6 +54,7 @@ __all__ = [
     "is_lost",
     "labels_match",
     "list_agents",
+    "removals",
     "remove_agent",
     "lost_step_failures",
 ]
@@ -332,11 +333,15 @@ async def fail_lost_steps(js: JetStreamContext, signer: Signer) -> int:
 
 
 class AgentRemoval(msgspec.Struct, frozen=True, kw_only=True):
-    """What :func:`remove_agent` did: the work it failed so that nothing waits for the agent."""
+    """What :func:`remove_agent` did: the work it failed so that nothing waits for the agent.
+
+    Also kept in KV ``wf_removed_agents`` (for a day, as agent records), so that an agent that
+    registers again after its removal is shown as such (``removed_at`` in ``GET /v1/agents``)."""
 
     name: str
     status: AgentStatus
     """The agent's health when it was removed."""
+    removed_at: datetime
     failed_tasks: int = 0
     """Steps queued on its own subject, failed before they started."""
     failed_steps: int = 0
@@ -367,6 +372,24 @@ async def remove_agent(js: JetStreamContext, record: AgentRecord, signer: Signer
         await js.delete_consumer(subjects.TASKS_STREAM, subjects.agent_consumer(name))
     except NotFoundError:
         pass
-    kv = await js.key_value(subjects.AGENTS_BUCKET)
-    await kv.purge(name)
-    return AgentRemoval(name=name, status=record.status, failed_tasks=failed_tasks, failed_steps=failed_steps)
+    removal = AgentRemoval(name=name, status=record.status, removed_at=datetime.now(UTC), failed_tasks=failed_tasks,
+                           failed_steps=failed_steps)
+    await (await js.key_value(subjects.REMOVED_AGENTS_BUCKET)).put(name, msgspec.json.encode(removal))
+    await (await js.key_value(subjects.AGENTS_BUCKET)).purge(name)
+    return removal
+
+
+async def removals(js: JetStreamContext) -> dict[str, AgentRemoval]:
+    """The agents removed in the last day (:func:`remove_agent`), by name."""
+    messages = await read_stored(js, kv_stream(subjects.REMOVED_AGENTS_BUCKET),
+                                 subjects.kv_key_subject(subjects.REMOVED_AGENTS_BUCKET, ">"))
+    found: dict[str, AgentRemoval] = {}
+    for msg in messages:
+        if msg.headers and msg.headers.get(KV_OPERATION_HEADER) in ("DEL", "PURGE"):
+            continue
+        try:
+            removal = msgspec.json.decode(msg.data, type=AgentRemoval)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        found[removal.name] = removal
+    return found

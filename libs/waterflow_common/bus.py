@@ -102,6 +102,10 @@ BUCKETS = (
     js_api.KeyValueConfig(
         bucket=subjects.AGENTS_BUCKET, history=1, ttl=AGENT_RECORD_MAX_AGE, storage=js_api.StorageType.FILE, direct=True,
     ),
+    js_api.KeyValueConfig(
+        bucket=subjects.REMOVED_AGENTS_BUCKET, history=1, ttl=AGENT_RECORD_MAX_AGE, storage=js_api.StorageType.FILE,
+        direct=True,
+    ),
 )
 ATOMIC_BUCKETS = frozenset({subjects.RUNS_BUCKET})
 """Buckets written with atomic batches (``runstore.py``): their streams need ``allow_atomic``."""

@@ -45,6 +45,9 @@ CONCURRENCY_BUCKET = "wf_concurrency"
 """concurrency group -> ConcurrencySlot (the run holding the group and the runs queued behind it)."""
 AGENTS_BUCKET = "wf_agents"
 """agent name -> AgentInfo, rewritten by each agent's heartbeat; stale entries age out (max_age)."""
+REMOVED_AGENTS_BUCKET = "wf_removed_agents"
+"""agent name -> AgentRemoval: when an administrator removed it (so one that registers again
+afterwards is shown as such); expires like an agent record."""
 GROUPS_BUCKET = "wf_groups"
 """group name -> GroupDefinition made through the API (``PUT /v1/groups/{name}``; see
 ``group_store.py``), merged with server-groups.yml; revision-checked writes."""

@@ -23,7 +23,7 @@ from collections import Counter
 import msgspec
 from aiohttp import web
 from waterflow_common import subjects
-from waterflow_common.agents import AgentRecord, get_agent as find_agent, list_agents, remove_agent
+from waterflow_common.agents import AgentRecord, AgentRemoval, get_agent as find_agent, list_agents, remove_agent, removals
 from waterflow_common.group_store import (
     GroupConflict,
     GroupNotFound,
@@ -83,7 +83,17 @@ async def get_agents(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status:
         records = [r for r in records if r.status == status]
-    return _json({"agents": [r.to_builtins() for r in records]})
+    removed = await removals(_js(request))
+    return _json({"agents": [_agent_body(r, removed) for r in records]})
+
+
+def _agent_body(record: AgentRecord, removed: dict[str, AgentRemoval]) -> dict[str, object]:
+    """An agent as listed; ``removed_at`` if it registered again after an administrator removed it."""
+    body = record.to_builtins()
+    removal = removed.get(record.info.name)
+    if removal is not None and record.seen_at >= removal.removed_at:
+        body["removed_at"] = removal.removed_at.isoformat()
+    return body
 
 
 async def get_agent(request: web.Request) -> web.Response:
@@ -91,11 +101,15 @@ async def get_agent(request: web.Request) -> web.Response:
     for record in await _records(request):
         if record.info.name == name:
             provider = await _groups(request)
-            body = record.to_builtins()
+            body = _agent_body(record, await removals(_js(request)))
             body["member_of"] = [
                 g for g in provider.group_names([record.info]) if provider.members(g, [record.info])
             ]
             return _json(body)
+    removal = (await removals(_js(request))).get(name)
+    if removal is not None:
+        raise web.HTTPNotFound(text=f"agent {name!r} was removed by an administrator at "
+                                    f"{removal.removed_at:%Y-%m-%d %H:%M:%S} UTC")
     raise web.HTTPNotFound(text=f"no agent named {name!r} is registered (or its record expired)")
 
 
@@ -283,6 +297,7 @@ async def delete_agent(request: web.Request) -> web.Response:
               f"{record.age_seconds:.0f}s before)")
     removal = await remove_agent(_js(request), record, request.app[SOURCE].signer, reason)  # type: ignore[attr-defined]
     body: dict[str, object] = msgspec.to_builtins(removal)
+    body["removed_at"] = removal.removed_at.isoformat()
     body["note"] = ("the agent is forgotten; if it runs again it registers anew at its next heartbeat" +
                     (" — it is still running now, so it will be back within seconds" if _online(record) else ""))
     return _json(body)

@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,6 +182,36 @@ def test_the_file_owns_the_groups_it_defines(admin_stack: Stack) -> None:
         assert status == 409 and "server-groups.yml" in problem["detail"], (method, path, problem)
 
 
+def test_a_name_the_file_gains_later_shadows_the_stored_definition(admin_stack: Stack) -> None:
+    groups_file = admin_stack.data_dir / "server-groups.yml"
+    assert call(admin_stack, "PUT", "/v1/groups/late", {"agents": ["adm-2"]})[0] == 201
+    groups_file.write_text(FILE_GROUPS + "  late:\n    agents: [adm-3]\n")
+    try:
+        body = call(admin_stack, "GET", "/v1/groups/late")[1]  # the file is re-read when it changes
+        assert body["defined_by"] == "file" and body["definition"]["agents"] == ["adm-3"], body
+        assert body["shadowed"]["agents"] == ["adm-2"] and [m["name"] for m in body["members"]] == ["adm-3"]
+        assert ran_on(run(admin_stack, "late")) == "adm-3"
+    finally:
+        groups_file.write_text(FILE_GROUPS)
+    body = call(admin_stack, "GET", "/v1/groups/late")[1]
+    assert body["defined_by"] == "api" and "shadowed" not in body and [m["name"] for m in body["members"]] == ["adm-2"]
+    assert call(admin_stack, "DELETE", "/v1/groups/late")[0] == 200
+
+
+def test_the_cli_example_of_the_agents_guide_runs(admin_stack: Stack) -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "agents.md").read_text(encoding="utf-8")
+    section = guide.split("### With the CLI or the API", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines() if line.strip()]
+    assert len(commands) >= 5 and all(c[:2] == ["waterflow", "group"] for c in commands), commands
+    for command in commands:
+        done = cli(admin_stack, *command[1:])
+        assert done.returncode == 0, (command, done.stderr)
+    assert call(admin_stack, "GET", "/v1/groups/web")[1]["definition"]["agents"] == ["web-2", "web-3"]
+    assert call(admin_stack, "GET", "/v1/groups/prod")[0] == 404
+    assert call(admin_stack, "DELETE", "/v1/groups/web")[0] == 200
+
+
 def test_a_member_by_declaration_or_labels_cannot_be_removed_from_the_definition(admin_stack: Stack) -> None:
     status, problem = call(admin_stack, "DELETE", "/v1/groups/own/agents/adm-1")
     assert status == 409 and "declares group 'own' itself" in problem["detail"], problem
@@ -226,6 +258,19 @@ def test_removing_an_agent(admin_stack: Stack) -> None:
     assert agent_status(admin_stack, "retired") is None
     assert "retired" not in {a["name"] for a in call(admin_stack, "GET", "/v1/agents")[1]["agents"]}
     assert members(admin_stack, "keep") == set()  # still named by the definition, but not registered
+    status, problem = call(admin_stack, "GET", "/v1/agents/retired")
+    assert status == 404 and "removed by an administrator" in problem["detail"], problem
+
+    # It comes back: it registers again, and is shown as removed before (and a member again).
+    admin_stack.start_agent("retired", ["misc"], WATERFLOW_HEARTBEAT_INTERVAL="0.5")
+    poll(lambda: agent_status(admin_stack, "retired") == "healthy", 30, "agent retired to be back")
+    again = call(admin_stack, "GET", "/v1/agents/retired")[1]
+    assert again["removed_at"] == body["removed_at"], again
+    assert "removed_at" not in call(admin_stack, "GET", "/v1/agents/adm-2")[1]
+    assert members(admin_stack, "keep") == {"retired"}
+    admin_stack.kill("retired", 15)
+    poll(lambda: agent_status(admin_stack, "retired") == "offline", 30, "agent retired to be offline again")
+    assert call(admin_stack, "DELETE", "/v1/agents/retired")[0] == 200
     assert call(admin_stack, "DELETE", "/v1/groups/keep")[0] == 200
 
 
