@@ -111,6 +111,9 @@ class AsyncClient:
     async def list(self, limit: int = 50, before: str | None = None) -> list[m.RunSummary]:
         return (await self._call(calls.page(limit, before))).runs
 
+    async def runs_page(self, limit: int = 50, before: str | None = None) -> m.RunPage:
+        return await self._call(calls.page(limit, before))
+
     async def iter_runs(self, page_size: int = 200) -> AsyncIterator[m.RunSummary]:
         before: str | None = None
         while True:

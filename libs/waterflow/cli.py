@@ -11,7 +11,6 @@ Exit codes: 0 success, 1 the run failed, 2 a user mistake (bad file, bad argumen
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import signal
@@ -22,15 +21,18 @@ from typing import Any
 
 import msgspec
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from waterflow_common.diagnostics import Diagnostic, format_text, has_errors
 from waterflow_common.errors import UserError
 
+from waterflow_common.plan import Plan
+
 from . import cli_agents
 from .client import ApiError, Client, called_workflows
 from .follow import follow_run
+from .models import Accepted, Event, LogLine, Run, RunPage, ValidationReport
+from .output import Shape, add_output_options, emit, emit_item, show_table, table, wants_data
 from .terminal import console, err
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -181,88 +183,118 @@ def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) ->
         print(_diagnostics_text(diagnostics, {**sources, args.file: source}), file=sys.stderr)
         return EXIT_USAGE
     if args.no_follow:
-        print(run["id"])  # only the id on stdout: RUN=$(waterflow run --no-follow x.yml)
+        if wants_data(args):
+            emit(args, run, print)
+        else:
+            print(run.id)  # only the id on stdout: RUN=$(waterflow run --no-follow x.yml)
         return EXIT_OK
-    console.print(f"Run [bold]{run['id']}[/] submitted")
     try:
-        state = follow_run(client, run["id"], console)
+        if wants_data(args):  # no live display: the final state as a document, the exit code says how it ended
+            state = client.wait(run.id)
+            emit(args, state, print)
+            return EXIT_OK if state.status == "succeeded" else EXIT_RUN_FAILED
+        console.print(f"Run [bold]{run.id}[/] submitted")
+        state = follow_run(client, run.id, console)
     except KeyboardInterrupt:
         if args.embedded:
             err.print("Interrupted: stopping the embedded Waterflow (the run stops with it)")
         else:
-            err.print(f"Stopped following; run {run['id']} goes on. "
-                      f"Follow again: waterflow logs -f {run['id']}   stop it: waterflow cancel {run['id']}")
+            err.print(f"Stopped following; run {run.id} goes on. "
+                      f"Follow again: waterflow logs -f {run.id}   stop it: waterflow cancel {run.id}")
         return 130
     return EXIT_OK if state["status"] == "succeeded" else EXIT_RUN_FAILED
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    _client(args).cancel(args.run_id)
-    console.print(f"Cancel requested for run [bold]{args.run_id}[/]")
+    answer = _client(args).cancel(args.run_id)
+    emit(args, answer, lambda a: console.print(f"Cancel requested for run [bold]{escape(a.id)}[/]"))
     return EXIT_OK
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     client = _client(args)
+    before = client.get(args.run_id)  # so that only what the new attempt does is shown
     answer = client.retry(args.run_id)
-    console.print(f"Retrying run [bold]{args.run_id}[/] (attempt {answer['attempt']}); succeeded steps are kept")
+    if wants_data(args):
+        state = answer if args.no_follow else client.wait(args.run_id, attempt=answer.attempt or 1)
+        emit(args, state, print)
+        return EXIT_OK if args.no_follow or state.status == "succeeded" else EXIT_RUN_FAILED  # type: ignore[union-attr]
+    console.print(f"Retrying run [bold]{escape(args.run_id)}[/] (attempt {answer.attempt}); succeeded steps are kept")
     if args.no_follow:
         return EXIT_OK
-    state = follow_run(client, args.run_id, console)
+    state = follow_run(client, args.run_id, console, before=before, attempt=answer.attempt or before.attempt + 1)
     return EXIT_OK if state["status"] == "succeeded" else EXIT_RUN_FAILED
+
+
+class StatusWithEvents(Run, frozen=True, kw_only=True):
+    """``status --events -o json``: the run and its event history."""
+
+    events: list[Event] = []
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     client = _client(args)
     state = client.get(args.run_id)
-    if args.json:
-        console.print_json(msgspec.json.encode(state).decode())
+    if wants_data(args):
+        if args.events:
+            state = StatusWithEvents(**{f: getattr(state, f) for f in state.__struct_fields__}, events=client.events(args.run_id))
+        emit(args, state, print)
         return EXIT_OK
     from .follow import render_summary
 
     render_summary(state, console)
     if args.events:
-        table = Table("seq", "at", "event", "detail")
+        shown = table("seq", "at", "event", "detail", keep=("seq", "event"))
         for event in client.events(args.run_id):
             detail = " ".join(f"{k}={event[k]}" for k in ("job_id", "step_index", "attempt", "agent", "status", "exit_code") if event.get(k) is not None)
-            table.add_row(str(event["seq"]), str(event["at"]), event["type"], Text(detail))
-        console.print(table)
+            shown.add_row(str(event.seq), event.at.isoformat(), event.type, Text(detail))
+        show_table(shown)
     return EXIT_OK
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    """Each line as ``HH:MM:SS.mmm job › step [err] text``: when, which step (by name), which stream."""
+    """Each line as ``HH:MM:SS.mmm job › step [err] text``: when, which step (by name), which stream.
+    ``-o json``: the LogLine models (an array; with ``-f``, one JSON object per line as they come)."""
     from datetime import datetime
 
     client = _client(args)
-    jobs = client.get(args.run_id)["jobs"]
+    jobs = client.get(args.run_id).jobs
     if args.job and args.job not in jobs:
         raise UserError(f"run {args.run_id} has no job {args.job!r} (jobs: {', '.join(jobs)})")
-    names = {(job_id, step["index"]): step["name"] for job_id, job in jobs.items() for step in job["steps"]}
-    lines = (item for item in client.watch(args.run_id) if item["kind"] == "log") if args.follow else client.logs(args.run_id)
+    names = {(job_id, step.index): step.name for job_id, job in jobs.items() for step in job.steps}
+    if args.follow:
+        lines: Any = (item for item in client.watch(args.run_id) if isinstance(item, LogLine))
+    else:
+        lines = client.logs(args.run_id)
+    lines = (line for line in lines if not args.job or line.job == args.job)
+    if wants_data(args) and not args.follow:
+        emit(args, list(lines), print)
+        return EXIT_OK
     for line in lines:
-        if args.job and line["job"] != args.job:
+        if wants_data(args):
+            emit_item(args.output, line)
             continue
-        at = datetime.fromtimestamp(line["at"]).strftime("%H:%M:%S.%f")[:-3] if line.get("at") else ""
-        step = names.get((line["job"], line["step"]), f"step {line['step'] + 1}")
-        shown = Text(f"{at} {line['job']} › {step} ", style="dim")
-        if line["stream"] != "stdout":
-            shown.append("[err] " if line["stream"] == "stderr" else "[sys] ", style="red" if line["stream"] == "stderr" else "yellow")
-        shown.append(line["text"], style="red" if line["stream"] == "stderr" else "")
+        at = datetime.fromtimestamp(line.at).strftime("%H:%M:%S.%f")[:-3] if line.at else ""
+        step = names.get((line.job, line.step), f"step {line.step + 1}")
+        shown = Text(f"{at} {line.job} › {step} ", style="dim")
+        if line.stream != "stdout":
+            shown.append("[err] " if line.stream == "stderr" else "[sys] ", style="red" if line.stream == "stderr" else "yellow")
+        shown.append(line.text, style="red" if line.stream == "stderr" else "")
         console.print(shown, soft_wrap=True)  # a Text: the step's output is never read as markup
     return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    runs = _client(args).list(args.limit, args.before)
-    if args.json:  # the API's own shape: {"runs": [...]}, one document, for scripts
-        print(json.dumps({"runs": msgspec.to_builtins(runs)}, indent=2))
-        return EXIT_OK
-    table = Table("id", "workflow", "status", "created")
-    table.columns[0].no_wrap = True  # an id is copied whole, never folded or cut
-    for run in runs:
-        table.add_row(run["id"], Text(run["workflow"]), run["status"], str(run.get("created_at", "")))
-    console.print(table)
+    page = _client(args).runs_page(args.limit, args.before)
+
+    def show(page: RunPage) -> None:
+        shown = table("id", "workflow", "status", "started by", "created")
+        for run in page.runs:
+            created = run.created_at.isoformat(timespec="seconds") if run.created_at else ""
+            shown.add_row(run.id, Text(run.workflow), run.status, run.event_name, created)
+        show_table(shown)
+
+    emit(args, page, show)
     return EXIT_OK
 
 
@@ -283,17 +315,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         workflows = FileWorkflows(template_dirs(path))  # files called with job-level 'uses:'
         _, diagnostics = compile_workflow(source, path, nodes=nodes, workflows=workflows)
         failed = failed or has_errors(diagnostics)
-        if args.format == "json":
+        if wants_data(args):
             reports.extend(diagnostics)
             continue
         if diagnostics:
             print(_diagnostics_text(diagnostics, {**workflows.loaded, path: source}), file=sys.stderr)
         if not has_errors(diagnostics):
             console.print(f"{path}: [green]ok[/]" + (f" ({len(diagnostics)} warning{'s' if len(diagnostics) != 1 else ''})" if diagnostics else ""))
-    if args.format == "json":
-        import msgspec
-
-        print(json.dumps({"ok": not failed, "diagnostics": msgspec.to_builtins(reports)}, indent=2))
+    if wants_data(args):
+        emit(args, ValidationReport(ok=not failed, diagnostics=reports), print)
     return EXIT_USAGE if failed else EXIT_OK
 
 
@@ -324,8 +354,10 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         print(_diagnostics_text(diagnostics, {**workflows.loaded, args.file: source}), file=sys.stderr)
     if plan is None:
         return EXIT_USAGE
-    if args.format == "json":
+    if args.output == "json":
         print(encode_plan(plan).decode())
+    elif args.output == "yaml":
+        emit(args, plan, print)
     else:
         console.print(render_plan(plan), markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
@@ -374,44 +406,57 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--group", action="append", help="with --embedded: groups of the local agent (default: local)")
     run.add_argument("--no-follow", action="store_true", help="print the run id and return")
     run.add_argument("--input", "-i", action="append", metavar="NAME=VALUE", help="a workflow input; repeat for several")
+    add_output_options(run, Shape(Run, note="Without following: the final Run (exit code 1 if it did not succeed); "
+                                         "with --no-follow, the Submitted answer."))
     run.set_defaults(handler=cmd_run)
 
     cancel = sub.add_parser("cancel", help="cancel a running run")
     cancel.add_argument("run_id")
+    add_output_options(cancel, Shape(Accepted))
     cancel.set_defaults(handler=cmd_cancel)
 
     retry = sub.add_parser("retry", help="re-run a failed or cancelled run from where it failed")
     retry.add_argument("run_id")
-    retry.add_argument("--no-follow", action="store_true")
+    retry.add_argument("--no-follow", action="store_true", help="print the answer and return")
+    add_output_options(retry, Shape(Run, note="The final Run of the new attempt; with --no-follow, the Accepted answer."))
     retry.set_defaults(handler=cmd_retry)
 
     status = sub.add_parser("status", help="show a run")
     status.add_argument("run_id")
     status.add_argument("--events", action="store_true", help="also show the event history")
-    status.add_argument("--json", action="store_true")
+    add_output_options(status, Shape(Run, note="With --events, the Run has one more member, `events`: a list of Event."))
     status.set_defaults(handler=cmd_status)
 
     logs = sub.add_parser("logs", help="print a run's logs")
     logs.add_argument("run_id")
     logs.add_argument("--job", help="only this job's lines")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the run ends")
+    add_output_options(logs, Shape(LogLine, many=True, note="With -f: one LogLine per line as they come (JSON lines), "
+                                                            "or one YAML list entry each."))
     logs.set_defaults(handler=cmd_logs)
 
     lst = sub.add_parser("list", help="list recent runs")
     lst.add_argument("--limit", type=int, default=20)
     lst.add_argument("--before", metavar="RUN_ID", help="only runs older than this one (the next page)")
-    lst.add_argument("--json", action="store_true", help='print {"runs": [...]} as the API returns it')
+    add_output_options(lst, Shape(RunPage, note="`next`: pass it as --before for the next page (null on the last)."))
     lst.set_defaults(handler=cmd_list)
 
     validate = sub.add_parser("validate", help="check workflow files without running them")
     validate.add_argument("files", nargs="+")
-    validate.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics as text (default) or JSON")
+    add_output_options(validate, Shape(ValidationReport, note="Diagnostics go to stderr as text in table mode; exit code 2 if any is an error."))
+    validate.add_argument("--format", choices=("text", "json"), help=argparse.SUPPRESS)  # before -o json: kept for scripts
     validate.set_defaults(handler=cmd_validate)
 
     dry_run = sub.add_parser("dry-run", help="print the plan of a workflow (jobs in order, matrix, groups) without running it")
     dry_run.add_argument("file")
-    dry_run.add_argument("--format", choices=("text", "json"), default="text", help="the plan as text (default) or JSON")
+    add_output_options(dry_run, Shape(Plan, note="The compiled plan the scheduler would receive."))
+    dry_run.add_argument("--format", choices=("text", "json"), help=argparse.SUPPRESS)  # before -o json: kept for scripts
     dry_run.set_defaults(handler=cmd_dry_run)
+    completion = sub.add_parser("completion", help="print the shell completion script (bash, zsh or fish)",
+                                description="Completes commands, options, files, run ids and group names "
+                                            "(these two ask the API). See docs/reference/cli.md, Shell completion.")
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+    completion.set_defaults(handler=cmd_completion)
     cli_agents.add_group_parser(sub)
     cli_agents.add_auth_parser(sub)
     from .cli_secrets import add_secret_commands
@@ -441,12 +486,26 @@ def _version() -> str:
         return "unknown"
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+
+    sys.stdout.write(script(build_parser(), args.shell))
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["__complete"]:  # what the completion scripts call at each TAB: not a command
+        from .completion import complete_main
+
+        return complete_main(argv[1:])
     parser = build_parser()
-    if not (sys.argv[1:] if argv is None else argv):
+    if not argv:
         parser.print_help()  # bare `waterflow`: what it can do, not an error
         return EXIT_OK
     args = parser.parse_args(argv)
+    if getattr(args, "format", None) == "json":  # validate/dry-run --format json, from before -o
+        args.output = "json"
     try:
         return int(args.handler(args))
     except UserError as error:

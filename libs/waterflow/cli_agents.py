@@ -9,16 +9,15 @@ and ``group add`` are stored by the server (KV ``wf_groups``); server-groups.yml
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from rich.markup import escape
-from rich.table import Table
 from waterflow_common.errors import UserError
 
-from .terminal import console
+from .models import Agent, AgentRemoval, Group, GroupDeletion, GroupList
+from .output import Shape, add_output_options, emit, show_table, table, wants_data
+from .terminal import console, err
 
 _STATUS_STYLE = {"healthy": "green", "unhealthy": "yellow", "offline": "red"}
 
@@ -45,10 +44,6 @@ def _client(args: argparse.Namespace) -> Any:
     return Client(args.api_url, args.api_key)
 
 
-def _get(args: argparse.Namespace, path: str) -> Any:
-    return _client(args)._json("GET", path)
-
-
 # --- agent ---------------------------------------------------------------------------------------
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``waterflow agent`` beyond the common service ones (--nats-url, --log-level)."""
@@ -65,7 +60,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin-dir", help="directory of custom node plugins (watched; default: plugins/ beside the work dir)")
     parser.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats (default 5)")
     parser.add_argument("--config", help="agent.yml with settings (env WATERFLOW_CONFIG)")
-    parser.add_argument("--json", action="store_true", help="list/show: print JSON")
+    add_output_options(parser, {"list": Shape(Agent, many=True), "show": Shape(Agent), "remove": Shape(AgentRemoval)})
     parser.set_defaults(handler=cmd_agent)
 
 
@@ -83,45 +78,47 @@ def cmd_agent(args: argparse.Namespace) -> int:
         }
         return run(flags, args.config)
     if args.action == "list":
-        agents = _get(args, "/v1/agents")["agents"]
-        if args.json:
-            console.print_json(json.dumps(agents))
-            return 0
-        table = Table("name", "status", "groups", "labels", "running", "version", "os/arch", "last heartbeat")
-        for agent in agents:
-            table.add_row(agent["name"], _status(agent["status"]), ",".join(agent["groups"]), _labels(agent["labels"]),
-                          f"{agent['running']}/{agent['capacity']}", agent["version"], f"{agent['os']}/{agent['arch']}",
-                          _ago(agent["age_seconds"]))
-        console.print(table)
+        emit(args, _client(args).agents(), _show_agents)
         return 0
     if not args.target:
         raise UserError(f"usage: waterflow agent {args.action} NAME")
     if args.action == "remove":
         removal = _client(args).remove_agent(args.target, force=args.force)
-        if args.json:
-            console.print_json(msgspec.json.encode(removal).decode())
+        if wants_data(args):
+            emit(args, removal, print)
             return 0
         failed = removal.failed_tasks + removal.failed_steps
         console.print(f"agent [bold]{escape(removal.name)}[/] removed ({removal.status}); "
                       f"{failed} step(s) only it could run failed" if failed else
                       f"agent [bold]{escape(removal.name)}[/] removed ({removal.status})")
         return 0
-    agent = _get(args, f"/v1/agents/{args.target}")
-    if args.json:
-        console.print_json(json.dumps(agent))
-        return 0
-    console.print(f"[bold]{agent['name']}[/]  {_status(agent['status'])}  (last heartbeat {_ago(agent['age_seconds'])})")
-    for key in ("hostname", "version", "os", "arch", "started_at"):
-        console.print(f"  {key:<12} {agent[key]}")
-    console.print(f"  {'groups':<12} {', '.join(agent['groups'])}   member of: {', '.join(agent.get('member_of', []))}")
-    console.print(f"  {'labels':<12} {_labels(agent['labels'])}")
-    console.print(f"  {'running':<12} {agent['running']}/{agent['capacity']} {' '.join(agent['running_steps'])}")
-    if agent["nodes"]:
-        table = Table("node", "version", "status", "error")
-        for node in agent["nodes"]:
-            table.add_row(node["name"], node.get("version", ""), node.get("status", "ok"), escape(node.get("error") or ""))
-        console.print(table)
+    emit(args, _client(args).agent(args.target), _show_agent)
     return 0
+
+
+def _show_agents(agents: list[Agent]) -> None:
+    shown = table("name", "status", "groups", "labels", "running", "version", "os/arch", "last heartbeat", keep=("name",))
+    for agent in agents:
+        shown.add_row(agent.name, _status(agent.status), ",".join(agent.groups), _labels(agent.labels),
+                      f"{agent.running}/{agent.capacity}", agent.version, f"{agent.os}/{agent.arch}", _ago(agent.age_seconds))
+    show_table(shown)
+
+
+def _show_agent(agent: Agent) -> None:
+    console.print(f"[bold]{escape(agent.name)}[/]  {_status(agent.status)}  (last heartbeat {_ago(agent.age_seconds)})")
+    if agent.removed_at is not None:
+        console.print(f"  [yellow]removed by an administrator at {agent.removed_at:%Y-%m-%d %H:%M:%S} UTC, "
+                      "registered again since[/]")
+    for key in ("hostname", "version", "os", "arch", "started_at"):
+        console.print(f"  {key:<12} {escape(str(getattr(agent, key) or ''))}")
+    console.print(f"  {'groups':<12} {', '.join(agent.groups)}   member of: {', '.join(agent.member_of)}")
+    console.print(f"  {'labels':<12} {escape(_labels(agent.labels))}")
+    console.print(f"  {'running':<12} {agent.running}/{agent.capacity} {' '.join(agent.running_steps)}")
+    if agent.nodes:
+        shown = table("node", "version", "status", "error", keep=("node",))
+        for node in agent.nodes:
+            shown.add_row(node.name, node.version, node.status, escape(node.error or ""))
+        show_table(shown)
 
 
 # --- group ---------------------------------------------------------------------------------------
@@ -142,7 +139,8 @@ def add_group_parser(sub: Any) -> None:
                        help="create: members are agents with all these labels (KEY alone: has the key); repeat")
     group.add_argument("--include", action="append", default=[], metavar="GROUP",
                        help="create: the members of another group are members; repeat")
-    group.add_argument("--json", action="store_true")
+    add_output_options(group, {"list": Shape(GroupList), "show": Shape(Group), "create": Shape(Group),
+                               "add": Shape(Group), "remove": Shape(Group), "delete": Shape(GroupDeletion)})
     group.set_defaults(handler=cmd_group)
 
 
@@ -174,8 +172,8 @@ def _edit_group(args: argparse.Namespace) -> int:
                                      labels=_selector(args.label), include=args.include)
     else:
         result = client.delete_group(name)
-    if args.json:
-        console.print_json(msgspec.json.encode(result).decode())
+    if wants_data(args):
+        emit(args, result, print)
         return 0
     if args.action == "delete":
         console.print(f"group [bold]{escape(name)}[/] definition deleted; {escape(result.note)}")
@@ -194,36 +192,34 @@ def cmd_group(args: argparse.Namespace) -> int:
     if args.action in ("create", "add", "remove", "delete"):
         return _edit_group(args)
     if args.action == "list":
-        body = _get(args, "/v1/groups")
-        if args.json:
-            console.print_json(json.dumps(body))
-            return 0
-        table = Table("group", "defined", "agents", "healthy", "unhealthy", "offline", "description")
-        for g in body["groups"]:
-            table.add_row(g["name"], "yes" if g["defined"] else "-", str(g["agents"]), str(g["healthy"]),
-                          str(g["unhealthy"]), str(g["offline"]), escape(g["description"]))
-        console.print(table)
-        if body.get("error"):
-            console.print(f"[yellow]warning:[/] {escape(str(body['error']))}")
+        emit(args, _client(args).groups(), _show_groups)
         return 0
     if not args.target:
         raise UserError("usage: waterflow group show NAME")
-    body = _get(args, f"/v1/groups/{args.target}")
-    if args.json:
-        console.print_json(json.dumps(body))
-        return 0
-    console.print(f"[bold]{body['name']}[/]  {body['healthy']}/{body['agents']} healthy  {escape(body['description'])}")
-    definition = body.get("definition")
-    if definition:
-        for key in ("agents", "labels", "include"):
-            if definition.get(key):
-                console.print(f"  {key:<8} {definition[key]}")
-    table = Table("agent", "status", "running", "labels")
-    for member in body["members"]:
-        table.add_row(member["name"], _status(member["status"]), f"{member['running']}/{member['capacity']}",
-                      _labels(member["labels"]))
-    console.print(table)
+    emit(args, _client(args).group(args.target), _show_group)
     return 0
+
+
+def _show_groups(listing: GroupList) -> None:
+    shown = table("group", "defined", "agents", "healthy", "unhealthy", "offline", "description", keep=("group",))
+    for g in listing.groups:
+        shown.add_row(g.name, "yes" if g.defined else "-", str(g.agents), str(g.healthy), str(g.unhealthy),
+                      str(g.offline), escape(g.description))
+    show_table(shown)
+    if listing.error:
+        err.print(f"[yellow]warning:[/] {escape(listing.error)}")
+
+
+def _show_group(group: Group) -> None:
+    console.print(f"[bold]{escape(group.name)}[/]  {group.healthy}/{group.agents} healthy  {escape(group.description)}")
+    if group.definition:
+        for key in ("agents", "labels", "include"):
+            if getattr(group.definition, key):
+                console.print(f"  {key:<8} {escape(str(getattr(group.definition, key)))}")
+    shown = table("agent", "status", "running", "labels", keep=("agent",))
+    for member in group.members:
+        shown.add_row(member.name, _status(member.status), f"{member.running}/{member.capacity}", _labels(member.labels))
+    show_table(shown)
 
 
 # --- auth ----------------------------------------------------------------------------------------

@@ -6,10 +6,15 @@ import argparse
 import getpass
 import sys
 
-
 from .client import Client
-
+from .models import Secret
+from .output import Shape, add_output_options, emit
 from .terminal import console
+
+
+def _show(secrets: list[Secret]) -> None:
+    for secret in secrets:
+        console.print(secret.name, markup=False)
 
 
 def cmd_secret(args: argparse.Namespace) -> int:
@@ -24,8 +29,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
         client.set_secret(args.name, value)
         console.print(f"secret [bold]{args.name}[/] stored")
     elif args.secret_command == "list":
-        for secret in client.secrets():
-            console.print(secret.name, markup=False)
+        emit(args, client.secrets(), _show)
     else:
         client.delete_secret(args.name)
         console.print(f"secret [bold]{args.name}[/] deleted")
@@ -38,7 +42,8 @@ def add_secret_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser
     set_ = commands.add_parser("set", help="store a secret (value from --value, else prompted or read from stdin)")
     set_.add_argument("name")
     set_.add_argument("--value", help="the value (prefer stdin: command lines end up in shell history)")
-    commands.add_parser("list", help="list secret names")
+    lst = commands.add_parser("list", help="list secret names")
+    add_output_options(lst, Shape(Secret, many=True, note="Names only: values never leave the server."))
     delete = commands.add_parser("delete", help="delete a secret")
     delete.add_argument("name")
     secret.set_defaults(handler=cmd_secret)

@@ -275,6 +275,10 @@ class Client:
         """Up to ``limit`` runs, newest first; ``before``: only runs older than this run id."""
         return self._call(calls.page(limit, before)).runs
 
+    def runs_page(self, limit: int = 50, before: str | None = None) -> m.RunPage:
+        """One page of :meth:`list`, with ``.next``: the ``before`` of the next page (None: the last)."""
+        return self._call(calls.page(limit, before))
+
     def iter_runs(self, page_size: int = 200) -> Iterator[m.RunSummary]:
         """Every run, newest first, a page at a time."""
         before: str | None = None

@@ -28,7 +28,7 @@ __all__ = [
     "Accepted", "Agent", "AgentNode", "AgentRemoval", "Annotation", "Attempt", "DeadLetter", "DeadLetterPage", "Diagnostic", "Event", "Fired", "Group",
     "GroupDefinition", "GroupDeletion", "GroupList", "GroupMember", "InstanceResult", "JobInfo", "LogLine", "Model", "Node",
     "NodeFailure", "Run", "RunPage", "RunSummary", "Secret", "StepInfo", "StoredFile", "Submitted", "Trigger",
-    "Validation",
+    "Validation", "ValidationReport",
 ]
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -492,3 +492,12 @@ class Validation(Model, frozen=True, kw_only=True):
 
     valid: bool
     errors: list[Diagnostic] = []
+
+
+class ValidationReport(Model, frozen=True, kw_only=True):
+    """``waterflow validate -o json``: checked on this machine, every file at once."""
+
+    ok: bool
+    """False if any diagnostic is an error."""
+    diagnostics: list[Diagnostic] = []
+    """Sorted by file and position; each ``{path, line, col, rule, message, hint, key, severity}``."""

@@ -12,3 +12,6 @@ from rich.console import Console
 
 console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
 err = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
+wide = Console(highlight=False, width=100_000)
+"""For tables when stdout is not a terminal: as wide as their content, whatever width rich
+assumes for a pipe or COLUMNS says, so that every row stays on one line (see output.show_table)."""

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from waterflow.cli import build_parser
+from waterflow.output import Shape
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md"
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
@@ -36,8 +37,8 @@ def options(parser: argparse.ArgumentParser) -> set[str]:
     """Every long option and positional of a parser (not -h/--help)."""
     found = set()
     for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-            continue
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or action.help == argparse.SUPPRESS:
+            continue  # a suppressed option is a kept alias (validate --format), not documented
         if action.option_strings:
             found.add(max(action.option_strings, key=len))
         elif action.choices:
@@ -45,6 +46,29 @@ def options(parser: argparse.ArgumentParser) -> set[str]:
         else:
             found.add(action.metavar if isinstance(action.metavar, str) else action.dest)
     return found
+
+
+def shape_text(shape: Shape) -> str:
+    """One sentence: the document ``-o json|yaml`` prints, linked to the model's fields in sdk.md."""
+    name = shape.model.__name__
+    if shape.model.__module__ == "waterflow.models":
+        link = f"[`{name}`](sdk.md#{name.lower()})"
+    else:  # the compiled plan: its fields are documented with the code
+        link = f"`{name}` (`{shape.model.__module__}`)"
+    text = f"a list of {link}" if shape.many else f"one {link}"
+    return text + (f". {shape.note}" if shape.note else ".")
+
+
+def output_doc(parser: argparse.ArgumentParser) -> list[str]:
+    """The "Output" paragraph of a command with ``-o``: from the shape it declares (output.Shape)."""
+    shape = parser.get_default("output_shape")
+    if shape is None:
+        return []
+    if isinstance(shape, dict):
+        lines = ["Output with `-o json` or `-o yaml` (`--json`), by action:", ""]
+        lines += [f"- `{action}`: {shape_text(each)}" for action, each in shape.items()]
+        return lines + [""]
+    return [f"Output with `-o json` or `-o yaml` (`--json`): {shape_text(shape)}", ""]
 
 
 def generate() -> str:
@@ -55,6 +79,7 @@ def generate() -> str:
     for name, sub, help_line in commands(top):
         sub.prog = name
         parts += [f"## {name}", "", help_line[:1].upper() + help_line[1:] + "." if help_line else "", "", "```text", sub.format_help().rstrip(), "```", ""]
+        parts += output_doc(sub)
     parts.append(END)
     return "\n".join(parts)
 
@@ -77,6 +102,13 @@ def test_every_option_is_documented_in_its_section() -> None:
         section = documented.get(name, "")
         missing = sorted(o for o in options(sub) if o not in section)
         assert not missing, f"docs/reference/cli.md, {name}: options {missing} are not documented (regenerate with --write)"
+
+
+def test_every_output_shape_is_documented_in_its_section() -> None:
+    documented = _sections(DOC.read_text())
+    for name, sub, _ in commands():
+        for line in output_doc(sub):
+            assert line in documented.get(name, ""), f"docs/reference/cli.md, {name}: output shape not documented (regenerate with --write)"
 
 
 def test_no_section_for_a_command_that_does_not_exist() -> None:
