@@ -92,6 +92,13 @@ class LogBatch(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
     """Per attempt, from 0: lets a reader order batches and notice a gap."""
     lines: list[LogLine]
+    proof: str = ""
+    """``HMAC(task token, msg_id())`` (``signing.py``): the API shows a batch only if it came from
+    the agent the task was given to, so an agent cannot write into another run's log."""
+
+    def msg_id(self) -> str:
+        """Deduplication id, and what the proof signs: the step attempt and the batch's number."""
+        return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.attempt}:log:{self.seq}"
 
 
 # --- events ----------------------------------------------------------------------------------

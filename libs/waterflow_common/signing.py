@@ -14,6 +14,11 @@ injecting events. So the scheduler applies an event only if its proof checks out
   proof is published, the token never is, so reading an event does not help forge the next one.
 
 An event that fails the check is dropped and logged as ``security.forged_event``.
+
+Log batches are bound the same way: the agent signs each ``LogBatch`` with the task's token, and
+the API (which reads logs) shows only batches whose proof checks out for the run, job, step and
+attempt they claim and that are stored under that run, so an agent cannot add lines to a run it
+was not given. One HMAC per batch (a batch is up to 256 lines) costs nothing measurable.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 
 from . import subjects
-from .messages import EventBase, StepFailed, StepStarted, StepSucceeded
+from .messages import EventBase, LogBatch, StepFailed, StepStarted, StepSucceeded
 
-__all__ = ["AGENT_EVENTS", "Signer", "load_signer", "sign_with_token"]
+__all__ = ["AGENT_EVENTS", "Signer", "load_signer", "sign_log_batch", "sign_with_token"]
 
 KEY_NAME = "events"
 AGENT_EVENTS = (StepStarted, StepSucceeded, StepFailed)
@@ -43,6 +48,11 @@ def _mac(key: bytes, text: str) -> str:
 def sign_with_token(token: str, event: EventBase) -> EventBase:
     """The agent's side: ``event`` with its proof from the task's token."""
     return msgspec.structs.replace(event, proof=_mac(token.encode(), event.msg_id()))
+
+
+def sign_log_batch(token: str, batch: LogBatch) -> LogBatch:
+    """The agent's side: ``batch`` with its proof from the task's token."""
+    return msgspec.structs.replace(batch, proof=_mac(token.encode(), batch.msg_id()))
 
 
 class Signer:
@@ -59,6 +69,14 @@ class Signer:
         if isinstance(event, AGENT_EVENTS):
             return sign_with_token(self.task_token(_task_key(event)), event)
         return msgspec.structs.replace(event, proof=_mac(self._key, event.msg_id()))
+
+    def verify_log_batch(self, batch: LogBatch) -> bool:
+        """Did the agent that was given this step attempt write ``batch``?"""
+        if not batch.proof:
+            return False
+        task_key = f"{batch.run_id}:{batch.job_id}:{batch.step_index}:{batch.attempt}"
+        expected = _mac(self.task_token(task_key).encode(), batch.msg_id())
+        return hmac.compare_digest(batch.proof, expected)
 
     def verify(self, event: EventBase) -> bool:
         proof = getattr(event, "proof", "")

@@ -15,6 +15,7 @@ from waterflow_common import subjects
 from waterflow_common.log import get_logger
 from waterflow_common.messages import LogBatch, LogLine, StepTask, encode
 from waterflow_common.secrets import Masker
+from waterflow_common.signing import sign_log_batch
 
 log = get_logger("waterflow.agent.logs")
 
@@ -81,11 +82,11 @@ class LogSink:
             pending.append(LogLine(time.time(), "system", f"[{self._dropped} lines not logged: {why}]"))
             self._dropped = 0
         for lines in _batches(pending):
-            batch = LogBatch(
+            batch = sign_log_batch(self._task.token, LogBatch(
                 run_id=self._task.run_id, job_id=self._task.job_id, step_index=self._task.step.index,
                 attempt=self._task.attempt, seq=self._seq, lines=lines,
-            )
-            msg_id = f"{self._task.key}:log:{self._seq}"
+            ))
+            msg_id = batch.msg_id()
             self._seq += 1
             for delay in (0.1, 0.5, 1, 2, 5, None):
                 try:

@@ -23,7 +23,7 @@ from waterflow_common.streams import follow
 from .bodies import parse_json
 from .console import add_console_routes, is_public as is_public_console_route
 from .routes_triggers import signature_of
-from .runs import InvalidInputs, Runs, ServiceUnavailable, decode_log_batch, log_lines, public_state
+from .runs import InvalidInputs, Runs, ServiceUnavailable, public_state
 
 log = get_logger("waterflow.api")
 RUNS = web.AppKey("runs", Runs)
@@ -251,7 +251,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
                     expected_batches = await runs.log_batch_count(run_id)
             else:
                 log_batches_seen += 1
-                for line in log_lines(decode_log_batch(msg.data)):
+                for line in runs.trusted_log_lines(run_id, msg.subject, msg.data):
                     await response.write(msgspec.json.encode({"kind": "log", **line}) + b"\n")
     finally:
         for task in pumps:

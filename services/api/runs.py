@@ -23,6 +23,7 @@ from waterflow_common import subjects
 from waterflow_common.bus import publish_event
 from waterflow_common.diagnostics import Diagnostic
 from waterflow_common.inputs import resolve_inputs
+from waterflow_common.log import get_logger
 from waterflow_common.messages import (
     CompileReply,
     CompileRequest,
@@ -39,6 +40,7 @@ from waterflow_common.runstore import RunStore
 from waterflow_common.state import RunState, decode_plan, state_of
 from waterflow_common.streams import read_stored
 
+log = get_logger("waterflow.api.runs")
 PLAN_CACHE_SIZE = 512
 _reply_decoder = msgspec.json.Decoder(CompileReply)
 _log_decoder = msgspec.json.Decoder(LogBatch)
@@ -207,7 +209,21 @@ class Runs:
 
     async def logs(self, run_id: str) -> list[dict[str, Any]]:
         msgs = await read_stored(self.js, subjects.LOGS_STREAM, subjects.run_logs(run_id))
-        return [line for m in msgs for line in log_lines(_log_decoder.decode(m.data))]
+        return [line for m in msgs for line in self.trusted_log_lines(run_id, m.subject, m.data)]
+
+    def trusted_log_lines(self, run_id: str, subject: str, data: bytes) -> list[dict[str, Any]]:
+        """The lines of one stored log batch of ``run_id``, if the agent the step was given to
+        wrote it (``signing.py``); a batch from anyone else, or not a batch at all, is dropped
+        and logged as ``security.forged_log``."""
+        try:
+            batch = _log_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            batch = None
+        if batch is None or batch.run_id != run_id or not self.signer.verify_log_batch(batch):
+            log.warning("security.forged_log", run_id=run_id, subject=subject,
+                        claimed=None if batch is None else batch.msg_id())
+            return []
+        return log_lines(batch)
 
 
 def log_lines(batch: LogBatch) -> list[dict[str, Any]]:
@@ -244,6 +260,4 @@ def _instance_result(instance: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def decode_log_batch(data: bytes) -> LogBatch:
-    return _log_decoder.decode(data)
 
