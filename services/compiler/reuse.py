@@ -118,10 +118,19 @@ class FileWorkflows:
 
 def template_dirs(workflow_path: str, environ: Mapping[str, str] | None = None) -> list[FilePath]:
     """Where ``name@vN`` templates are looked up: ``WATERFLOW_TEMPLATE_PATH`` (``os.pathsep``-
-    separated), then ``templates/`` next to the workflow."""
+    separated), then ``templates/`` next to the workflow, then the built-in library shipped with
+    the ``waterflow`` package (last, so a team's own ``inspect@v1`` wins over the built-in one)."""
     environ = os.environ if environ is None else environ
     dirs = [FilePath(p) for p in environ.get("WATERFLOW_TEMPLATE_PATH", "").split(os.pathsep) if p]
-    return [*dirs, FilePath(workflow_path).parent / "templates"]
+    return [*dirs, FilePath(workflow_path).parent / "templates", *builtin_template_dirs()]
+
+
+def builtin_template_dirs() -> list[FilePath]:
+    """``libs/waterflow/templates`` (package data), found without importing the SDK package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("waterflow")
+    return [FilePath(location) / "templates" for location in (spec.submodule_search_locations or [])] if spec else []
 
 
 def collect(path: str, loader: WorkflowLoader) -> dict[str, str]:

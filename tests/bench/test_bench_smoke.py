@@ -62,6 +62,13 @@ def test_latency(tmp_path: Path) -> None:
     assert result["heavy_background"]["steps"] > 0
 
 
+def test_sdk_wait(tmp_path: Path) -> None:
+    result = run_smoke("sdk_wait.py", tmp_path)
+    for method in ("sdk_wait", "raw_watch", "poll_200ms"):
+        assert_summary(result[method]["over_completion_ms"])
+        assert_summary(result[method]["submit_to_return_ms"])
+
+
 def test_footprint(tmp_path: Path) -> None:
     result = run_smoke("footprint.py", tmp_path)
     assert_summary(result["summary"]["ready_s"])

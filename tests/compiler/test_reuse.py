@@ -11,7 +11,7 @@ from waterflow_common.expressions import evaluate_condition, evaluate_value
 from waterflow_common.messages import CompileReply, CompileRequest, encode
 from waterflow_common.state import decode_plan
 from waterflow_compiler import compile_workflow
-from waterflow_compiler.reuse import FileWorkflows, collect, mapping_loader, template_dirs
+from waterflow_compiler.reuse import FileWorkflows, builtin_template_dirs, collect, mapping_loader, template_dirs
 from waterflow_compiler.service import handle
 
 CALLER = textwrap.dedent("""\
@@ -160,7 +160,8 @@ def test_templates_and_nested_calls_from_disk(tmp_path: Path) -> None:
     job = plan.jobs["greet-hello-echo"]
     assert evaluate_value(job.steps[0].env["TEXT"], {}) == "hello ops"
     assert set(loader.loaded) == {"greet@v1", "greet@v1/parts/say.yml"}
-    assert template_dirs(str(main), {"WATERFLOW_TEMPLATE_PATH": "/a"}) == [Path("/a"), tmp_path / "templates"]
+    assert template_dirs(str(main), {"WATERFLOW_TEMPLATE_PATH": "/a"}) == [Path("/a"), tmp_path / "templates",
+                                                                          *builtin_template_dirs()]
 
 
 def test_collect_gathers_every_called_file_for_submission(tmp_path: Path) -> None:
