@@ -54,6 +54,8 @@ def test_both_clients_have_the_same_methods_with_the_same_parameters_and_docs() 
     ("RunSummary", models.RunSummary), ("Job", models.JobInfo), ("Step", models.StepInfo), ("Event", models.Event),
     ("Node", models.Node), ("LogLine", models.LogLine), ("Agent", models.Agent), ("GroupSummary", models.Group),
     ("Trigger", models.Trigger), ("Diagnostic", models.Diagnostic), ("DeadLetter", models.DeadLetter),
+    ("GroupDefinition", models.GroupDefinition), ("GroupDeletion", models.GroupDeletion),
+    ("AgentRemoval", models.AgentRemoval),
 ])
 def test_models_have_every_property_of_the_api_spec(schema: str, model: type) -> None:
     assert set(SPEC[schema]["properties"]) - fields(model) == set()
