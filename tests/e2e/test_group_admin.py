@@ -268,6 +268,7 @@ def test_removing_an_agent(admin_stack: Stack) -> None:
     assert again["removed_at"] == body["removed_at"], again
     assert "removed_at" not in call(admin_stack, "GET", "/v1/agents/adm-2")[1]
     assert members(admin_stack, "keep") == {"retired"}
+    assert "registered again since" in cli(admin_stack, "agent", "show", "retired").stdout
     admin_stack.kill("retired", 15)
     poll(lambda: agent_status(admin_stack, "retired") == "offline", 30, "agent retired to be offline again")
     assert call(admin_stack, "DELETE", "/v1/agents/retired")[0] == 200
