@@ -33,7 +33,7 @@ from . import subjects
 from .agents import KV_OPERATION_HEADER, AgentInfo, kv_stream, labels_match
 from .errors import UserError
 from .groups import GroupDefinition, ServerGroupProvider, _find_cycle
-from .limits import MAX_NAME_LENGTH
+from .limits import MAX_DESCRIPTION_LENGTH, MAX_GROUP_DEFINITION_BYTES, MAX_NAME_LENGTH
 from .log import get_logger
 from .streams import read_stored
 
@@ -50,8 +50,6 @@ log = get_logger("waterflow.groups")
 
 MAX_CAS_RETRIES = 20
 """Attempts of one revision-checked edit before giving up (each loses only to another edit)."""
-MAX_GROUP_MEMBERS = 10_000
-"""Agents one stored definition may name, labels and includes it may list (each)."""
 
 
 class InvalidGroup(UserError):
@@ -87,14 +85,14 @@ def check_definition(definition: GroupDefinition) -> GroupDefinition:
     for key in definition.labels:
         if not key or "=" in key or len(key) > MAX_NAME_LENGTH:
             problems.append(f"label key {key[:40]!r} must be 1 to {MAX_NAME_LENGTH} characters without '='")
-    for what, count in (("agents", len(definition.agents)), ("labels", len(definition.labels)),
-                        ("include", len(definition.include))):
-        if count > MAX_GROUP_MEMBERS:
-            problems.append(f"{what}: {count} entries, over the limit of {MAX_GROUP_MEMBERS}")
     if definition.name in definition.include:
         problems.append(f"group {definition.name!r} includes itself")
-    if len(definition.description) > 1024:
-        problems.append(f"description: {len(definition.description)} characters, over the limit of 1024")
+    if len(definition.description) > MAX_DESCRIPTION_LENGTH:
+        problems.append(f"description: {len(definition.description)} characters, over the limit of {MAX_DESCRIPTION_LENGTH}")
+    size = len(msgspec.json.encode(definition))
+    if size > MAX_GROUP_DEFINITION_BYTES:
+        problems.append(f"the definition is {size} bytes encoded, over the limit of {MAX_GROUP_DEFINITION_BYTES}: "
+                        "select agents by labels instead of naming thousands")
     if problems:
         raise InvalidGroup("; ".join(problems))
     return definition

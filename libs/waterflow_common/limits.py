@@ -35,6 +35,13 @@ MAX_DURATION_TEXT = 64
 MAX_WEBHOOK_PAYLOAD_BYTES = 64 * 1024
 """Bytes of a webhook's JSON body (it is kept with the run as ``github.event``)."""
 
+MAX_GROUP_DEFINITION_BYTES = 256 * 1024
+"""Encoded bytes of one server group defined through the API (it is one KV value in
+``wf_groups``): a few thousand agent names."""
+
+MAX_DESCRIPTION_LENGTH = 1024
+"""Characters of a server group's description."""
+
 MAX_PLAN_BYTES = 512 * 1024
 """Encoded bytes of a compiled workflow: it travels in one NATS message and is stored as one
 KV value (``max_payload``: 1 MB by default)."""
