@@ -203,7 +203,7 @@ def cmd_group(args: argparse.Namespace) -> int:
 def _show_groups(listing: GroupList) -> None:
     shown = table("group", "defined", "agents", "healthy", "unhealthy", "offline", "description", keep=("group",))
     for g in listing.groups:
-        shown.add_row(g.name, "yes" if g.defined else "-", str(g.agents), str(g.healthy), str(g.unhealthy),
+        shown.add_row(g.name, g.defined_by or ("yes" if g.defined else "-"), str(g.agents), str(g.healthy), str(g.unhealthy),
                       str(g.offline), escape(g.description))
     show_table(shown)
     if listing.error:
@@ -213,9 +213,14 @@ def _show_groups(listing: GroupList) -> None:
 def _show_group(group: Group) -> None:
     console.print(f"[bold]{escape(group.name)}[/]  {group.healthy}/{group.agents} healthy  {escape(group.description)}")
     if group.definition:
+        console.print(f"  {'defined':<8} {'in server-groups.yml' if group.defined_by == 'file' else 'through the API'}")
         for key in ("agents", "labels", "include"):
             if getattr(group.definition, key):
                 console.print(f"  {key:<8} {escape(str(getattr(group.definition, key)))}")
+    if group.shadowed:
+        console.print("  [yellow]note:[/] a definition made through the API is overridden by server-groups.yml: "
+                      + escape(", ".join(f"{key} {getattr(group.shadowed, key)}" for key in ("agents", "labels", "include")
+                                         if getattr(group.shadowed, key)) or "(empty)"))
     shown = table("agent", "status", "running", "labels", keep=("agent",))
     for member in group.members:
         shown.add_row(member.name, _status(member.status), f"{member.running}/{member.capacity}", _labels(member.labels))

@@ -191,6 +191,8 @@ def test_a_name_the_file_gains_later_shadows_the_stored_definition(admin_stack: 
         assert body["defined_by"] == "file" and body["definition"]["agents"] == ["adm-3"], body
         assert body["shadowed"]["agents"] == ["adm-2"] and [m["name"] for m in body["members"]] == ["adm-3"]
         assert ran_on(run(admin_stack, "late")) == "adm-3"
+        shown = cli(admin_stack, "group", "show", "late").stdout
+        assert "in server-groups.yml" in shown and "overridden by server-groups.yml: agents ['adm-2']" in shown, shown
     finally:
         groups_file.write_text(FILE_GROUPS)
     body = call(admin_stack, "GET", "/v1/groups/late")[1]
