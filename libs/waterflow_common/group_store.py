@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import msgspec
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from nats.js.errors import KeyWrongLastSequenceError
 
 from . import subjects
@@ -50,6 +51,9 @@ log = get_logger("waterflow.groups")
 
 MAX_CAS_RETRIES = 20
 """Attempts of one revision-checked edit before giving up (each loses only to another edit)."""
+WATCH_RENEW_SECONDS = 60.0
+"""A scheduler's watch of ``wf_groups`` is started afresh this often: a watch that died without
+an error (a subscription lost in a reconnect) then costs at most this much staleness."""
 
 
 class InvalidGroup(UserError):
@@ -200,43 +204,54 @@ class StoredGroupProvider(ServerGroupProvider):
         """Keep :attr:`stored` current by watching the bucket, until cancelled (a task).
 
         The watch delivers every current definition first, then each change as it is written;
-        if the watch fails (NATS went away), it is started again, which re-reads everything.
-        ``on_change`` is called after each change (the scheduler drops its cached fleet).
+        if the watch fails (NATS went away), it is started again, which re-reads everything, and
+        so it is every WATCH_RENEW_SECONDS (the definitions in force stay until the new watch has
+        delivered them all). ``on_change`` is called after each change (the scheduler drops its
+        cached fleet).
         """
         while True:
             try:
                 kv = await js.key_value(subjects.GROUPS_BUCKET)
                 watcher = await kv.watchall()
-                fresh: dict[str, GroupDefinition] = {}
-                revisions: dict[str, int] = {}
-                initial = True
                 try:
-                    async for entry in watcher:
-                        if entry is not None:
-                            target, target_revisions = (fresh, revisions) if initial else (self.stored, self.revisions)
-                            if entry.operation in ("DEL", "PURGE") or entry.value is None:
-                                target.pop(entry.key, None)
-                                target_revisions.pop(entry.key, None)
-                            else:
-                                definition = self._decode(entry.key, entry.value)
-                                if definition is not None:
-                                    target[entry.key] = definition
-                                    target_revisions[entry.key] = entry.revision
-                        if entry is None or not initial:
-                            if initial:
-                                self.stored, self.revisions, initial = fresh, revisions, False
-                                log.info("groups.stored_loaded", groups=len(self.stored))
-                            if on_change is not None:
-                                result = on_change()
-                                if result is not None:
-                                    await result
+                    async with asyncio.timeout(WATCH_RENEW_SECONDS):
+                        await self._apply_watch(watcher, on_change)
                 finally:
                     await watcher.stop()
+            except TimeoutError:
+                continue  # time to renew the watch
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # NATS away, bucket being provisioned: watch again
                 log.warning("groups.watch_failed", error=str(error) or type(error).__name__)
             await asyncio.sleep(1.0)
+
+    async def _apply_watch(self, watcher: KeyValue.KeyWatcher,
+                           on_change: Callable[[], Awaitable[None] | None] | None) -> None:
+        """Collect the watch's initial definitions, swap them in at once, then apply each change."""
+        fresh: dict[str, GroupDefinition] = {}
+        revisions: dict[str, int] = {}
+        initial = True
+        async for entry in watcher:
+            if entry is not None:
+                target, target_revisions = (fresh, revisions) if initial else (self.stored, self.revisions)
+                definition = None
+                if entry.operation not in ("DEL", "PURGE") and entry.value is not None:
+                    definition = self._decode(entry.key, entry.value)
+                if definition is None:
+                    target.pop(entry.key, None)
+                    target_revisions.pop(entry.key, None)
+                else:
+                    target[entry.key] = definition
+                    target_revisions[entry.key] = entry.revision
+            if entry is None or not initial:
+                if initial:
+                    self.stored, self.revisions, initial = fresh, revisions, False
+                    log.debug("groups.stored_loaded", groups=len(self.stored))
+                if on_change is not None:
+                    result = on_change()
+                    if result is not None:
+                        await result
 
     @staticmethod
     def _decode(key: str, data: bytes) -> GroupDefinition | None:
