@@ -474,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_deadletters import add_dead_letter_commands
 
     add_dead_letter_commands(sub)
+    from .cli_templates import add_template_commands
+
+    add_template_commands(sub)
     return parser
 
 

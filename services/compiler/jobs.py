@@ -120,7 +120,9 @@ def build_job(report: Report, job_id: str, job: dict[str, Any], defaults: RunDef
         matrix_template = raw_matrix  # evaluated and expanded when the job starts
     elif isinstance(raw_matrix, dict):
         combos = matrix_module.expand(report, (*path, "strategy", "matrix"), raw_matrix) or ()
-    elif "strategy" in job and raw_matrix is None and isinstance(job.get("strategy"), dict):
+    elif "strategy" in job and raw_matrix is None and isinstance(job.get("strategy"), dict) and not each:
+        # a fan-out (each: true) needs no matrix: max-parallel and fail-fast apply to its servers
+        # (a rolling deploy is `max-parallel: 1`)
         report.error((*path, "strategy"), "missing-key", "'strategy' has no 'matrix'", "add 'matrix:' or remove 'strategy'")
     max_parallel = strategy.get("max-parallel")
     if is_expression(max_parallel):

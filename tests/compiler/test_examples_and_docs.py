@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from waterflow_common.diagnostics import format_text
 from waterflow_compiler import compile_workflow
-from waterflow_compiler.reuse import mapping_loader
+from waterflow_compiler.reuse import builtin_template_dirs, mapping_loader
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").rglob("*.yml")) + sorted((ROOT / "examples").rglob("*.yaml"))
@@ -38,6 +38,8 @@ def _doc_workflows() -> tuple[list[tuple[str, str, str]], dict[str, dict[str, st
 
 
 DOC_WORKFLOWS, DOC_FILES = _doc_workflows()
+BUILTIN_TEMPLATES = {p.stem: p.read_text(encoding="utf-8") for d in builtin_template_dirs() for p in d.glob("*@v*.yml")}
+"""The built-in library (``uses: inspect@v1``), which the CLI sends along as it sends a page's files."""
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[str(p.relative_to(ROOT)) for p in EXAMPLES])
@@ -49,7 +51,7 @@ def test_example_compiles_without_errors(path: Path) -> None:
 
 @pytest.mark.parametrize(("where", "name", "source"), DOC_WORKFLOWS, ids=[w for w, _, _ in DOC_WORKFLOWS])
 def test_workflow_in_docs_compiles_without_errors(where: str, name: str, source: str) -> None:
-    files = DOC_FILES.get(where.rsplit(":", 1)[0], {})
+    files = {**BUILTIN_TEMPLATES, **DOC_FILES.get(where.rsplit(":", 1)[0], {})}
     plan, diagnostics = compile_workflow(source, name, workflows=mapping_loader(files))
     assert plan is not None, f"{where}:\n" + format_text(diagnostics, source)
 
