@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -25,6 +26,7 @@ from .messages import EventBase, encode
 from .settings import NatsSettings
 
 log = get_logger("waterflow.bus")
+T = TypeVar("T")
 
 DUPLICATE_WINDOW = 600.0
 """Seconds JetStream remembers a Nats-Msg-Id: longer than any ack deadline, so a message
@@ -231,6 +233,49 @@ async def provision(js: JetStreamContext, replicas: int = 1) -> None:
             except BadRequestError:
                 await js.key_value(bucket.bucket)  # another service created it meanwhile
         await _ensure_bucket_options(js, bucket.bucket, atomic=bucket.bucket in ATOMIC_BUCKETS)
+
+
+PROVISION_ATTEMPT_TIMEOUT = 20.0
+"""Seconds one attempt at getting JetStream ready may take before it is abandoned and retried."""
+PROVISION_MAX_DELAY = 10.0
+"""Longest wait between two attempts (they start 0.5 s apart and double)."""
+
+
+async def until_ready(
+    step: Callable[[], Awaitable[T]], service: str, stop: asyncio.Event | None = None,
+    *, attempt_timeout: float = PROVISION_ATTEMPT_TIMEOUT,
+) -> T | None:
+    """Run ``step`` (provisioning and opening what a service needs) until it succeeds; None if
+    ``stop`` is set first.
+
+    A JetStream that is not ready — a fresh cluster still electing its leader, a node down so no
+    quorum, a server restarting — makes provisioning fail or time out, sometimes for minutes.
+    A service waits it out, logging why at every attempt (``jetstream.not_ready``), and never
+    exits for it: a supervisor restarting it would only start the same wait over.
+    """
+    delay = 0.5
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            result = await asyncio.wait_for(step(), attempt_timeout)
+            if attempt > 1:
+                log.info("jetstream.ready", service=service, attempts=attempt)
+            return result
+        except InfrastructureError:
+            raise  # wrong credentials: waiting does not help
+        except Exception as error:
+            reason = str(error) or type(error).__name__
+            log.warning("jetstream.not_ready", service=service, attempt=attempt, retry_in=delay, error=reason[:300])
+        if stop is None:
+            await asyncio.sleep(delay)
+        else:
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                return None
+            except asyncio.TimeoutError:
+                pass
+        delay = min(delay * 2, PROVISION_MAX_DELAY)
 
 
 async def _ensure_bucket_options(js: JetStreamContext, bucket: str, atomic: bool) -> None:

@@ -52,6 +52,9 @@ async def errors_and_auth(request: web.Request, handler: Callable[[web.Request],
             return problem(401, "unauthorized", "this API needs a key: send 'Authorization: Bearer <key>'")
         if not hmac.compare_digest(token.encode(), key.encode()):
             return problem(401, "unauthorized", "the API key is wrong (check WATERFLOW_API_KEY)")
+    if not public and not getattr(request.app[RUNS], "ready", True):
+        return problem(503, "service unavailable", "the API is starting: JetStream is not ready yet "
+                       "(streams are being provisioned; see the api log, jetstream.not_ready)")
     invalid = _invalid_path_parameter(request.match_info)
     if invalid:
         return problem(400, "invalid path parameter", invalid)
@@ -264,8 +267,11 @@ async def watch(request: web.Request) -> web.StreamResponse:
 async def health(request: web.Request) -> web.Response:
     """Readiness: 503 while NATS is not connected (every other /v1 route would fail then), so a
     load balancer stops sending requests here; ``/v1/health/live`` stays 200 (the process runs)."""
-    connected = request.app[RUNS].nc.is_connected
-    return _json({"status": "ok" if connected else "unavailable", "nats": connected}, 200 if connected else 503)
+    runs = request.app[RUNS]
+    connected = runs.nc.is_connected
+    ready = connected and getattr(runs, "ready", True)
+    status = "ok" if ready else "starting" if connected else "unavailable"
+    return _json({"status": status, "nats": connected}, 200 if ready else 503)
 
 
 async def live(request: web.Request) -> web.Response:

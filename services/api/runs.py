@@ -79,11 +79,16 @@ class Runs:
         self.js = nc.jetstream()
         self.compile_timeout = compile_timeout
 
+    ready = False
+    """True once :meth:`open` has succeeded (streams provisioned, key loaded): until then the API
+    answers 503 and its health check says it is starting."""
+
     async def open(self) -> None:
         self.signer = await load_signer(self.js)
         self.store = RunStore(self.nc)
         self.plans_kv = await self.js.key_value(subjects.PLANS_BUCKET)
         self._plans: OrderedDict[str, Plan] = OrderedDict()
+        self.ready = True
 
     async def compile(self, source: str, filename: str, workflows: dict[str, str] | None = None) -> CompileReply:
         """Ask a compiler service; while none is subscribed (starting, restarting), keep asking

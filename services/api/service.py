@@ -20,13 +20,23 @@ log = get_logger("waterflow.api")
 
 async def serve(settings: ApiSettings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "waterflow-api")
-    await bus.provision(nc.jetstream(), settings.stream_replicas)
     runs = Runs(nc, settings.compile_timeout)
-    await runs.open()
     runner = web.AppRunner(make_app(runs, settings.api_key, load_provider(settings.server_groups)), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()
+    # Listening before JetStream is ready: /v1/health says 503 "starting" meanwhile (and every
+    # NATS-backed route 503), so a load balancer or `waterflow up` sees why it is not ready.
+    log.info("api.listening", url=f"http://{settings.api_host}:{settings.api_port}")
+
+    async def open_runs() -> None:
+        await bus.provision(nc.jetstream(), settings.stream_replicas)
+        await runs.open()
+
+    if await bus.until_ready(open_runs, "api", stop) is None and stop.is_set():
+        await runner.cleanup()
+        await bus.close(nc)
+        return
     log.info("api.ready", url=f"http://{settings.api_host}:{settings.api_port}", auth=bool(settings.api_key))
     fires = asyncio.create_task(serve_fires(Triggers(runs), stop))  # schedules and webhooks -> runs
     await stop.wait()

@@ -81,7 +81,10 @@ class _RegisteredNodes:
 
 async def serve(settings: CompilerSettings, stop: asyncio.Event) -> None:
     nc = await bus.connect(settings, "waterflow-compiler")
-    await bus.provision(nc.jetstream(), settings.stream_replicas)
+    # Compiling needs no JetStream (only the plugin catalog reads it, and copes without): answer
+    # at once, and provision in the background, however long a forming cluster takes.
+    provisioning = asyncio.create_task(bus.until_ready(
+        lambda: bus.provision(nc.jetstream(), settings.stream_replicas), "compiler", stop))
 
     catalog = _RegisteredNodes(nc.jetstream())
 
@@ -93,4 +96,5 @@ async def serve(settings: CompilerSettings, stop: asyncio.Event) -> None:
     await nc.subscribe(subjects.COMPILE, queue=subjects.COMPILER_QUEUE, cb=on_request)
     log.info("compiler.ready", subject=subjects.COMPILE)
     await stop.wait()
+    provisioning.cancel()
     await bus.close(nc)

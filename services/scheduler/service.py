@@ -57,8 +57,8 @@ from waterflow_common.state import Outgoing, RunState, decode_plan, state_of
 
 from . import contexts, machine
 from .concurrency import ConcurrencyGroups
-
 from .machine import Decisions
+
 log = get_logger("waterflow.scheduler")
 
 MAX_CONFLICT_RETRIES = 50
@@ -355,12 +355,20 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
 
     nc = await bus.connect(settings, "waterflow-scheduler", on_reconnect=on_reconnect)
     js = nc.jetstream()
-    await bus.provision(js, settings.stream_replicas)
-    scheduler = Scheduler(
-        settings, nc, await js.key_value(subjects.PLANS_BUCKET),
-        await js.key_value(subjects.CONCURRENCY_BUCKET), KvSecretProvider(await js.key_value(subjects.SECRETS_BUCKET)),
-        await load_signer(js),
-    )
+
+    async def open_scheduler() -> Scheduler:
+        await bus.provision(js, settings.stream_replicas)
+        return Scheduler(
+            settings, nc, await js.key_value(subjects.PLANS_BUCKET),
+            await js.key_value(subjects.CONCURRENCY_BUCKET), KvSecretProvider(await js.key_value(subjects.SECRETS_BUCKET)),
+            await load_signer(js),
+        )
+
+    opened = await bus.until_ready(open_scheduler, "scheduler", stop)
+    if opened is None:  # stopped before JetStream was ready
+        await bus.close(nc)
+        return
+    scheduler = opened
     puller = Puller(js, subjects.EVENTS_STREAM, bus.scheduler_consumer_config())
     await scheduler.groups.refresh(js)  # the first dispatch already sees groups defined through the API
     groups = asyncio.create_task(scheduler.groups.follow(js, scheduler.groups_changed))

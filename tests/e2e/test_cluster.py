@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import nats
+import pytest
 
 from waterflow.embedded import free_port, nats_server_binary, wait_for_port
 from waterflow_common import bus, subjects
@@ -80,6 +81,80 @@ def test_replicated_streams_survive_losing_a_server(tmp_path: Path) -> None:
     try:
         asyncio.run(asyncio.wait_for(scenario(), 60))
     finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+
+
+def _node(tmp_path: Path, i: int, client_ports: list[int], cluster_ports: list[int]) -> subprocess.Popen[bytes]:
+    routes = ",".join(f"nats://127.0.0.1:{p}" for p in cluster_ports)
+    store = tmp_path / f"n{i}"
+    store.mkdir(exist_ok=True)
+    server = subprocess.Popen(
+        [nats_server_binary(), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(client_ports[i]),
+         "-n", f"n{i}", "--cluster_name", "wf", "--cluster", f"nats://127.0.0.1:{cluster_ports[i]}", "--routes", routes],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(client_ports[i], 10, server)
+    return server
+
+
+def _health(api_url: str) -> tuple[int, dict[str, object]]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{api_url}/v1/health", timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+    except OSError:
+        return 0, {}
+
+
+@pytest.mark.timeout(300)
+def test_services_started_before_the_cluster_has_a_quorum_wait_and_become_ready(tmp_path: Path) -> None:
+    """Issue #13 row 14: on a fresh 3-node cluster api, compiler and scheduler exited 1 on
+    provisioning timeouts. With one node of three up (no JetStream quorum) they now wait, say
+    why, and the api's health says "starting"; once the other two join, all become ready."""
+    import time
+
+    from test_agents import poll
+    from waterflow.embedded import Stack
+
+    client_ports = [free_port() for _ in range(3)]
+    cluster_ports = [free_port() for _ in range(3)]
+    servers = [_node(tmp_path, 0, client_ports, cluster_ports)]
+    stack = Stack(data_dir=tmp_path / "stack", env={
+        "WATERFLOW_NATS_URL": ",".join(f"nats://127.0.0.1:{p}" for p in client_ports),
+        "WATERFLOW_STREAM_REPLICAS": "3",
+    })
+    try:
+        for service in ("compiler", "scheduler"):
+            stack.start_service(service)
+        stack.start_service("api", WATERFLOW_API_HOST="127.0.0.1", WATERFLOW_API_PORT=str(stack.api_port))
+        logs = stack.data_dir / "logs"
+
+        def waiting() -> bool:
+            text = {name: (logs / f"{name}.log").read_text() if (logs / f"{name}.log").exists() else ""
+                    for name in ("api", "scheduler", "compiler")}
+            return all("jetstream.not_ready" in text[name] for name in ("api", "scheduler", "compiler"))
+
+        poll(waiting, timeout=90, what="every service to say JetStream is not ready")
+        status, body = poll(lambda: (lambda h: h if h[0] else None)(_health(stack.api_url)), timeout=30,
+                            what="the api to answer")
+        assert status == 503 and body["status"] == "starting", body
+        time.sleep(3)  # a few more failed attempts: still nobody exits
+        assert all(p.poll() is None for p in stack.processes.values()), {n: p.returncode for n, p in stack.processes.items()}
+
+        servers += [_node(tmp_path, i, client_ports, cluster_ports) for i in (1, 2)]
+        poll(lambda: _health(stack.api_url)[0] == 200, timeout=120, what="the api to become ready")
+        poll(lambda: "scheduler.ready" in (logs / "scheduler.log").read_text(), timeout=60, what="the scheduler")
+        assert all(p.poll() is None for p in stack.processes.values()), {n: p.returncode for n, p in stack.processes.items()}
+    finally:
+        stack.stop()
         for server in servers:
             server.kill()
             server.wait()
