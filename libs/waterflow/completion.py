@@ -45,6 +45,7 @@ COMPLETES: dict[tuple[str, str], str] = {
     ("status", "run_id"): "runs", ("logs", "run_id"): "runs", ("cancel", "run_id"): "runs",
     ("retry", "run_id"): "runs", ("group", "target"): "groups", ("run", "group"): "groups",
     ("node list", "group"): "groups", ("agent", "group"): "groups", ("up", "group"): "groups",
+    ("group", "include"): "groups",
 }
 FILES: set[tuple[str, str]] = {
     ("run", "file"), ("validate", "files"), ("dry-run", "file"), ("trigger add", "file"), ("file put", "path"),
