@@ -175,6 +175,15 @@ class StreamPosition:
         return False
 
 
+def _shorten_read_timeout(response: Any, seconds: float) -> None:
+    """Set the timeout of the socket under a urllib response (fixed when it connected) as a
+    deadline nears; where the socket cannot be reached, the connect-time timeout still bounds
+    each read (at most WATCH_SILENCE past the deadline)."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
 def is_completion(item: Any, attempt: int = 1) -> bool:
     """True for the ``run.completed`` event of ``attempt`` (or a later one)."""
     return item["kind"] != "log" and item["type"] == "run.completed" and (item.get("attempt") or 1) >= attempt
@@ -346,6 +355,8 @@ class Client:
         with response:
             try:
                 for line in response:
+                    if deadline is not None:  # the next read never waits past the deadline
+                        _shorten_read_timeout(response, max(0.05, min(WATCH_SILENCE, deadline - time.monotonic())))
                     item = calls.watch_item(line)
                     if item is not None:
                         yield item
