@@ -19,9 +19,11 @@ Precedence and concurrency are decided in ``waterflow_common.group_store``.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import msgspec
 from aiohttp import web
+from nats.js import JetStreamContext
 from waterflow_common import subjects
 from waterflow_common.agents import AgentRecord, AgentRemoval, get_agent as find_agent, list_agents, remove_agent, removals
 from waterflow_common.group_store import (
@@ -44,8 +46,8 @@ def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json")
 
 
-def _js(request: web.Request):  # type: ignore[no-untyped-def]
-    return request.app[SOURCE].js  # type: ignore[attr-defined]
+def _js(request: web.Request) -> JetStreamContext:
+    return request.app[SOURCE].js  # type: ignore[attr-defined, no-any-return]
 
 
 async def _records(request: web.Request) -> list[AgentRecord]:
@@ -67,9 +69,10 @@ def _http_error(error: UserError) -> web.HTTPException:
     return web.HTTPBadRequest(text=str(error))
 
 
-def _checked(value: str, what: str, check=subjects.check_group) -> str:  # type: ignore[no-untyped-def]
+def _checked(value: str, what: str, check: Callable[[str, str], str] = subjects.check_group) -> str:
+    """``value`` if ``check`` accepts it, else a 400 saying why."""
     try:
-        return check(value, what)  # type: ignore[no-any-return]
+        return check(value, what)
     except ValueError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
 
