@@ -17,7 +17,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 from rich.markup import escape
@@ -29,13 +29,31 @@ from waterflow_common.errors import UserError
 from waterflow_common.plan import Plan
 
 from . import cli_agents
-from .client import ApiError, Client, called_workflows
+from .client import ApiError, Client, ConnectionFailed, ServerError, Unauthorized, called_workflows
 from .follow import follow_run
 from .models import Accepted, Event, LogLine, Run, RunPage, ValidationReport
 from .output import Shape, add_output_options, emit, emit_item, show_table, table, wants_data
 from .terminal import console, err
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_INTERNAL = EXIT_UNAVAILABLE  # an unexpected failure: Waterflow failed
+EXIT_CODES = {
+    EXIT_OK: "success (for `run` and `retry`: the run succeeded)",
+    EXIT_RUN_FAILED: "the run failed or was cancelled (`run`, `retry`)",
+    EXIT_USAGE: "a user mistake: bad arguments, a missing or unreadable file, an invalid workflow or inputs, "
+                "no such run/agent/group/trigger (the API's 4xx answers)",
+    EXIT_UNAVAILABLE: "Waterflow could not be reached, refused the API key (401/403) or failed (5xx)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); a followed run goes on",
+}
+"""The documented exit codes (docs/reference/cli.md is generated from this table)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake said in one line on stderr (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        err.print(Text(f"error: {self.prog}: {message} (see '{self.prog} --help')", style="red"))
+        raise SystemExit(EXIT_USAGE)
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -201,7 +219,7 @@ def _submit_and_follow(client: Client, source: str, args: argparse.Namespace) ->
         else:
             err.print(f"Stopped following; run {run.id} goes on. "
                       f"Follow again: waterflow logs -f {run.id}   stop it: waterflow cancel {run.id}")
-        return 130
+        return EXIT_INTERRUPTED
     return EXIT_OK if state["status"] == "succeeded" else EXIT_RUN_FAILED
 
 
@@ -365,7 +383,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
 
 # --- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="waterflow", description="Declarative, durable workflows for ops teams.")
+    parser = Parser(prog="waterflow", description="Declarative, durable workflows for ops teams.")
     parser.add_argument("--api-url", default=os.environ.get("WATERFLOW_API_URL", "http://127.0.0.1:8080"),
                         help="Waterflow API (env WATERFLOW_API_URL)")
     parser.add_argument("--api-key", default=os.environ.get("WATERFLOW_API_KEY"), help="API key (env WATERFLOW_API_KEY)")
@@ -511,18 +529,35 @@ def main(argv: list[str] | None = None) -> int:
         args.output = "json"
     try:
         return int(args.handler(args))
-    except UserError as error:
-        err.print(f"[red]error:[/] {error}", markup=True)
-        return EXIT_USAGE
-    except ApiError as error:
-        err.print(f"[red]error:[/] {escape(str(error))}")
-        return EXIT_USAGE if 400 <= error.status < 500 else EXIT_UNAVAILABLE
-    except OSError as error:  # a file named on the command line: missing, unreadable, a directory
-        where = f": {error.filename}" if error.filename else ""
-        err.print(f"[red]error:[/] {escape(error.strerror or str(error))}{escape(where)}")
-        return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `waterflow list | head -1`: the reader has all it wanted
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as error:  # noqa: BLE001 - every failure ends as one line and a documented code
+        code, message = failure(error)
+        if code == EXIT_INTERNAL and os.environ.get("WATERFLOW_DEBUG"):
+            raise
+        err.print(Text("error: ", style="red") + Text(" ".join(message.split())))
+        return code
+
+
+def failure(error: Exception) -> tuple[int, str]:
+    """The exit code and the one-line message of a command that failed: the one decision.
+
+    2: the user's mistake (bad arguments or file, a workflow or request the API rejects, no such
+    run); 3: Waterflow could not be reached, refused the API key, or failed (5xx).
+    """
+    if isinstance(error, UserError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, (ConnectionFailed, Unauthorized, ServerError)):
+        return EXIT_UNAVAILABLE, str(error)
+    if isinstance(error, ApiError):
+        return (EXIT_USAGE if 400 <= error.status < 500 else EXIT_UNAVAILABLE), str(error)
+    if isinstance(error, OSError):  # a file named on the command line: missing, unreadable, a directory
+        where = f": {error.filename}" if error.filename else ""
+        return EXIT_USAGE, f"{error.strerror or error}{where}"
+    return EXIT_INTERNAL, f"{type(error).__name__}: {error} (a bug in waterflow: set WATERFLOW_DEBUG=1 for the traceback)"
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from waterflow.cli import build_parser
+from waterflow.cli import EXIT_CODES, build_parser
 from waterflow.output import Shape
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md"
@@ -117,11 +117,27 @@ def test_no_section_for_a_command_that_does_not_exist() -> None:
     assert not stale, f"docs/reference/cli.md documents commands that no longer exist: {sorted(stale)}"
 
 
+CODES_BEGIN, CODES_END = "<!-- exit-codes:begin -->", "<!-- exit-codes:end -->"
+
+
+def exit_codes() -> str:
+    """The exit-code table, from ``waterflow.cli.EXIT_CODES`` (what main() returns)."""
+    rows = [f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items()]
+    return "\n".join([CODES_BEGIN, "| code | meaning |", "|---|---|", *rows, CODES_END])
+
+
+def test_the_exit_codes_are_documented_as_main_returns_them() -> None:
+    assert exit_codes() in DOC.read_text(), "docs/reference/cli.md: the exit codes table is stale (regenerate with --write)"
+
+
 def write() -> None:  # pragma: no cover - a maintenance helper
     text = DOC.read_text() if DOC.exists() else f"# CLI reference\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
-    DOC.write_text(head + generate() + tail)
+    text = head + generate() + tail
+    before, rest = text.split(CODES_BEGIN, 1)
+    text = before + exit_codes() + rest.split(CODES_END, 1)[1]
+    DOC.write_text(text)
     print(f"wrote {DOC}")
 
 
