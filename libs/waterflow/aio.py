@@ -60,6 +60,7 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
+        """Close the HTTP session (``async with AsyncClient() as client:`` does it on exit)."""
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -237,7 +238,7 @@ class AsyncClient:
         """The run's events and log lines (``kind`` = event/log) as they happen, until it ends:
 
             >>> async for item in client.watch(run_id):
-            ...     print(item["type"] if item["kind"] == "event" else item["text"])
+            ...     print(item.type if item.kind == "event" else item.text)
 
         A stream that drops is opened again and what was already yielded is skipped, so every
         item comes once. ``attempt``: after :meth:`retry`, follow until that attempt finishes.

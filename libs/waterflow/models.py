@@ -332,6 +332,8 @@ class GroupDefinition(Model, frozen=True, kw_only=True):
 
 
 class GroupMember(Model, frozen=True, kw_only=True):
+    """An agent of a group, as ``group show`` lists it."""
+
     name: str
     status: str
     running: int = 0
@@ -426,6 +428,8 @@ class GroupList(Model, frozen=True, kw_only=True):
 
 # --- nodes, files, triggers, secrets, validation -------------------------------------------------------
 class NodeFailure(Model, frozen=True, kw_only=True):
+    """An agent on which a node failed to load, and why."""
+
     agent: str
     error: str | None = None
 
