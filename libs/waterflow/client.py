@@ -380,9 +380,9 @@ class Client:
         try:
             for item in items:
                 if is_completion(item, attempt):
-                    # Read the final state while the stream is still open: the API answers a
-                    # request that comes right after a /watch was cut off 200-700 ms late
-                    # (measured with bench/sdk_wait.py).
+                    # The final state is read before the stream is closed: an API that logged
+                    # every cut /watch as an error answered the next request 150-700 ms late
+                    # (fixed in the API; an older server still does).
                     return self.get(run_id)
         except TimeoutError:
             raise TimeoutError(f"run {run_id} still {self.get(run_id).status} after {timeout:g}s") from None

@@ -15,7 +15,9 @@ def configure(level: str = "info", fmt: str = "console", service: str | None = N
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # A plain traceback: the default (rich, with every frame's local variables) could print a
+        # secret held in a local, and rendering it takes ~100 ms on the service's event loop.
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[
