@@ -294,7 +294,8 @@ async def delete_agent(request: web.Request) -> web.Response:
     if _online(record) and force not in ("true", "1"):
         raise web.HTTPConflict(text=(
             f"agent {name!r} is online ({record.status}, last heartbeat {record.age_seconds:.1f}s ago): stop it "
-            "first, or remove it anyway with force=true (it re-registers at its next heartbeat if it keeps running)"
+            f"first, or remove it anyway (waterflow agent remove {name} --force, or ?force=true); "
+            "one that keeps running registers again at its next heartbeat"
         ))
     reason = (f"agent {name} was removed by an administrator ({record.status}, last heartbeat "
               f"{record.age_seconds:.0f}s before)")
