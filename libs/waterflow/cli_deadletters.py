@@ -7,13 +7,13 @@ with the original message (cut at 16 KiB).
 from __future__ import annotations
 
 import argparse
-import json
 
-import msgspec
 from rich.table import Table
 from rich.text import Text
 
 from .client import Client
+from .models import DeadLetter, DeadLetterPage
+from .output import Shape, add_output_options, emit, wants_data
 from .terminal import console
 
 
@@ -21,8 +21,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     client = Client(args.api_url, args.api_key)
     if args.dead_letters_command == "show":
         letter = client.dead_letter(args.seq)
-        if args.json:
-            print(json.dumps(msgspec.to_builtins(letter), indent=2))
+        if wants_data(args):
+            emit(args, letter, print)
             return 0
         table = Table(show_header=False, box=None)
         for name in ("seq", "at", "consumer", "run_id", "subject", "delivered", "reason", "payload_bytes"):
@@ -32,8 +32,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         console.print(Text(letter["payload"]))
         return 0
     letters = client.dead_letters(limit=args.limit, before=args.before, run_id=args.run)
-    if args.json:  # the API's own shape, one document, for scripts
-        print(json.dumps({"dead_letters": msgspec.to_builtins(letters)}, indent=2))
+    if wants_data(args):  # the API's own shape, one document, for scripts
+        emit(args, DeadLetterPage(dead_letters=letters), print)
         return 0
     if not letters:
         console.print("no dead letters" + (f" of run {args.run}" if args.run else ""))
@@ -48,10 +48,11 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 def add_dead_letter_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser("dead-letters", help="messages a consumer moved aside (events it could not apply), and why")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    add_output_options(parser, Shape(DeadLetterPage, note="Without `payload` (see show); `next` is left null."))
     commands = parser.add_subparsers(dest="dead_letters_command", metavar="ACTION")
     lst = commands.add_parser("list", help="newest first (the default)")
-    lst.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    add_output_options(lst, Shape(DeadLetterPage, note="Without `payload` (see show); `next` is left null."),
+                       default=argparse.SUPPRESS)
     for target in (parser, lst):
         target.add_argument("--run", metavar="RUN_ID", default=argparse.SUPPRESS if target is lst else None,
                             help="only this run's")
@@ -60,5 +61,5 @@ def add_dead_letter_commands(sub: "argparse._SubParsersAction[argparse.ArgumentP
                             help="only older ones (the next page)")
     show = commands.add_parser("show", help="one dead letter with its message")
     show.add_argument("seq", type=int)
-    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    add_output_options(show, Shape(DeadLetter, note="With its `payload`."), default=argparse.SUPPRESS)
     parser.set_defaults(handler=cmd_dead_letters, dead_letters_command="list")

@@ -38,12 +38,15 @@ class Shape:
     note: str = ""
 
 
-def add_output_options(parser: argparse.ArgumentParser, shape: Shape | dict[str, Shape]) -> None:
+def add_output_options(parser: argparse.ArgumentParser, shape: Shape | dict[str, Shape], default: str = "table") -> None:
     """``-o/--output table|json|yaml`` and ``--json``, and the shape the reference documents
-    (a command with an ``action`` argument: the shape of each action)."""
-    parser.add_argument("-o", "--output", choices=FORMATS, default="table",
+    (a command with an ``action`` argument: the shape of each action). ``default``:
+    ``argparse.SUPPRESS`` on a sub-command that also takes the options its parent command takes
+    (``dead-letters --json list`` and ``dead-letters list --json`` both work)."""
+    parser.add_argument("-o", "--output", choices=FORMATS, default=default,
                         help="table (default), or json/yaml: the documented shape, for scripts")
-    parser.add_argument("--json", dest="output", action="store_const", const="json", help="same as -o json")
+    parser.add_argument("--json", dest="output", action="store_const", const="json", default=default,
+                        help="same as -o json")
     parser.set_defaults(output_shape=shape)
 
 

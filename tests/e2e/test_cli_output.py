@@ -33,6 +33,7 @@ ELSEWHERE = {
     ("agent", "remove"): "tests/e2e/test_group_admin.py",
     ("group", "create"): "tests/e2e/test_group_admin.py", ("group", "add"): "tests/e2e/test_group_admin.py",
     ("group", "remove"): "tests/e2e/test_group_admin.py", ("group", "delete"): "tests/e2e/test_group_admin.py",
+    ("dead-letters show", None): "tests/e2e/test_dead_letters.py",  # needs a dead letter: a poisoned run
 }
 
 
@@ -93,6 +94,10 @@ def cases(world: dict[str, Any]) -> dict[tuple[str, str | None], tuple[list[str]
         ("trigger add", None): (["trigger", "add", str(d / "cron.yml")], 0),
         ("trigger list", None): (["trigger", "list"], 0),
         ("trigger fire", None): (["trigger", "fire", world["trigger"]], 0),
+        ("dead-letters", None): (["dead-letters"], 0),
+        ("dead-letters list", None): (["dead-letters", "list", "--limit", "5"], 0),
+        ("template list", None): (["template", "list"], 0),
+        ("template show", None): (["template", "show", "inspect"], 0),
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import nats
 import pytest
+import yaml
 
 from waterflow import Client
 from waterflow_common import subjects
@@ -97,6 +98,8 @@ def test_a_poison_event_ends_its_run_and_is_kept_as_a_dead_letter(stack) -> None
     assert [d["seq"] for d in json.loads(as_json.stdout)["dead_letters"]] == [letter["seq"]], as_json.stdout
     detail = _cli(stack, "dead-letters", "show", str(letter["seq"]))
     assert detail.returncode == 0 and run_id in detail.stdout and "InvalidKeyError" in detail.stdout, detail
+    as_yaml = _cli(stack, "dead-letters", "show", str(letter["seq"]), "-o", "yaml")  # the DeadLetter model
+    assert yaml.safe_load(as_yaml.stdout)["seq"] == letter["seq"] and "payload" in yaml.safe_load(as_yaml.stdout), as_yaml
 
 
 def test_malformed_messages_are_moved_aside_at_once_and_paged_newest_first(stack) -> None:  # type: ignore[no-untyped-def]
