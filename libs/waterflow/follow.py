@@ -23,6 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .client import Client
+from .output import show_table
+from .output import table as output_table
 
 _STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "skipped": "dim", "running": "cyan"}
 
@@ -39,10 +41,12 @@ def timestamp(value: Any) -> float | None:
 
 
 def format_duration(seconds: float | None) -> str:
-    """``0.4s``, ``12.3s``, ``2m05s``, ``1h02m``: how long something took, for people."""
+    """``12ms``, ``4.5s``, ``2m05s``, ``1h02m``: how long something took, for people."""
     if seconds is None:
         return ""
     seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
@@ -219,9 +223,8 @@ def graph_order(jobs: dict[str, Any]) -> list[str]:
 
 
 def render_summary(state: Any, console: Console) -> None:
-    table = Table(title=Text(f"{state['workflow']} · {state['id']}"), title_justify="left")
-    for column in ("job", "step", "status", "time", "exit", "agent", "error"):
-        table.add_column(column)
+    table = output_table("job", "step", "status", "time", "exit", "agent", "error", keep=("job", "step"),
+                         title=Text(f"{state['workflow']} · {state['id']}"), title_justify="left")
     jobs = state["jobs"]
     for job_id in graph_order(jobs):
         job = jobs[job_id]
@@ -231,7 +234,7 @@ def render_summary(state: Any, console: Console) -> None:
                           format_duration(_took(step.get("started_at"), step.get("finished_at"))),
                           "" if step.get("exit_code") is None else str(step["exit_code"]),
                           Text(step.get("agent") or ""), Text(step.get("error") or ""))
-    console.print(table)
+    show_table(table)  # piped: one row per line, never folded
     for job_id in graph_order(jobs):
         job = jobs[job_id]
         if job.get("waiting"):
@@ -245,7 +248,7 @@ def render_summary(state: Any, console: Console) -> None:
                 console.print(Text(f"{job_id} › {step['name']} summary:", style="bold"))
                 console.print(Markdown(step["summary"]))
         if job.get("results"):
-            console.print(_results_table(job_id, job["results"]))
+            show_table(_results_table(job_id, job["results"]))
     jobs_took = [f"{jobs[j]['name'] or j} {format_duration(_took(jobs[j].get('started_at'), jobs[j].get('finished_at')))}"
                  for j in graph_order(jobs) if not jobs[j].get("parent") and jobs[j].get("finished_at")]
     if jobs_took:
@@ -259,9 +262,8 @@ def render_summary(state: Any, console: Console) -> None:
 def _results_table(job_id: str, results: list[dict[str, Any]]) -> Table:
     """One row per server (fan-out) or combination (matrix): the aggregated report of a job."""
     keys = sorted({k for r in results for k in r["outputs"]})
-    table = Table(title=f"{job_id}: {len(results)} results", title_justify="left")
-    for column in ("where", "status", "exit", *keys, "error"):
-        table.add_column(Text(column))
+    table = output_table("where", "status", "exit", *(Text(k) for k in keys), "error", keep=("where",),  # type: ignore[arg-type]
+                         title=f"{job_id}: {len(results)} results", title_justify="left")
     for r in results:
         # a matrix combination by its values; a fan-out instance by its server
         where = ", ".join(f"{k}={v}" for k, v in (r.get("matrix") or {}).items()) or r.get("agent") or ""
