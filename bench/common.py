@@ -38,10 +38,12 @@ COMMAND = "echo hello"
 """The shell command every benchmark step runs, in Waterflow and in the peers alike."""
 
 
-def ts(value: str | None) -> float:
-    """An ISO timestamp from the API as Unix seconds."""
+def ts(value: datetime | str | None) -> float:
+    """A timestamp of an SDK result (a datetime) or of raw API JSON (ISO text) as Unix seconds."""
     assert value is not None, "missing timestamp"
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.timestamp()
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from waterflow_common.diagnostics import Diagnostic
 from waterflow_common.errors import WaterflowError
 
 from . import _calls as calls
@@ -56,10 +55,10 @@ class ApiError(WaterflowError):
         self.problem = problem or {}
 
     @property
-    def diagnostics(self) -> list[Diagnostic]:
+    def diagnostics(self) -> list[m.Diagnostic]:
         """The positioned problems of a rejected workflow (the problem's ``errors`` member)."""
         entries = self.problem.get("errors") or []
-        return [msgspec.convert(e, Diagnostic) for e in entries if isinstance(e, dict) and "path" in e]
+        return [msgspec.convert(e, m.Diagnostic) for e in entries if isinstance(e, dict) and "path" in e]
 
 
 class ConnectionFailed(ApiError):

@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import msgspec
 
-from waterflow_common.diagnostics import Diagnostic
 
 __all__ = [
     "Accepted", "Agent", "AgentNode", "AgentRemoval", "Annotation", "Attempt", "DeadLetter", "DeadLetterPage", "Diagnostic", "Event", "Fired", "Group",
@@ -49,6 +48,24 @@ class Model(msgspec.Struct, frozen=True, kw_only=True):
     def get(self, name: str, default: Any = None) -> Any:
         """``model.get("field")``: the field's value, or ``default`` when the model has no such field."""
         return getattr(self, name, default)
+
+
+class Diagnostic(Model, frozen=True, kw_only=True, omit_defaults=True):
+    """A problem found in a workflow, positioned in its file (``line`` and ``col`` are 1-based):
+    a compile warning, or why a workflow was rejected (:attr:`waterflow.ApiError.diagnostics`)."""
+
+    path: str
+    line: int
+    col: int
+    rule: str
+    """Which check found it (``syntax``, ``unknown-key``, ``expression``, …)."""
+    message: str
+    hint: str | None = None
+    """What to do about it."""
+    key: str | None = None
+    """The offending key as a dotted path, e.g. ``jobs.build.steps[0].run``."""
+    severity: str = "error"
+    """error, warning or info."""
 
 
 # --- runs ------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ and its own subject (fan-out) together; with one slot, both sources still get se
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from pathlib import Path
 
 from waterflow import Client
@@ -42,7 +41,7 @@ def test_one_slot_runs_one_step_at_a_time_from_both_sources(tmp_path: Path) -> N
         state = client.wait(run_id, timeout=90)
         assert state["status"] == "succeeded", state
         spans = sorted(
-            (datetime.fromisoformat(step["started_at"]), datetime.fromisoformat(step["finished_at"]), job["id"])
+            (step.started_at, step.finished_at, job.id)  # datetimes (waterflow.models.StepInfo)
             for job in state["jobs"].values() for step in job["steps"]
         )
         assert len(spans) == 5  # four queued jobs and the fan-out instance

@@ -115,7 +115,7 @@ def test_a_trigger_says_when_its_schedule_fires_next(client: Client) -> None:
     daily = SCHEDULED.replace("name: every-second", "name: daily").replace('"* * * * * *"', '"30 2 * * *"')
     trigger = client.add_trigger(daily, "daily.yml")
     try:
-        due = datetime.fromisoformat(trigger["next_fire_at"])
+        due = trigger.next_fire_at  # a datetime (waterflow.models.Trigger)
         now = datetime.now(UTC)
         assert now < due <= now + timedelta(days=1) and (due.hour, due.minute) == (2, 30)
         assert [t for t in client.triggers() if t["id"] == trigger["id"]][0]["next_fire_at"] == trigger["next_fire_at"]

@@ -4,6 +4,8 @@ from ``::set-output``, masks from ``::add-mask::``, annotations, ``$GITHUB_PATH`
 
 from __future__ import annotations
 
+import msgspec
+
 from waterflow import Client
 
 WORKFLOW = """
@@ -33,7 +35,7 @@ def test_workflow_commands_and_runner_files(client: Client, stack) -> None:  # t
     job = state["jobs"]["talk"]
     assert job["outputs"] == {"result": "success"}
     first = job["steps"][0]
-    assert first["annotations"] == [{"level": "warning", "message": "disk almost full", "file": "deploy.sh", "line": 3}]
+    assert msgspec.to_builtins(first.annotations) == [{"level": "warning", "message": "disk almost full", "file": "deploy.sh", "line": 3}]
     assert first["summary"].strip() == "## Deployed"
     lines = [line["text"] for line in client.logs(state["id"])]
     assert "the value is ***" in lines and not any("s3cr3t-value" in line for line in lines)

@@ -16,6 +16,7 @@ from waterflow import AsyncClient, Client, models
 from waterflow.embedded import free_port
 from waterflow.client import ConnectionFailed, InvalidRequest, NotFound, ServerError, Unauthorized, problem_error
 from waterflow_common import messages, state
+from waterflow_common.diagnostics import Diagnostic
 from waterflow_common.groups import GroupDefinition
 
 SPEC = yaml.safe_load((Path(__file__).parents[2] / "services/api/openapi.yaml").read_text())["components"]["schemas"]
@@ -67,6 +68,7 @@ def test_models_have_every_field_of_the_server_state() -> None:
     assert fields(state.StepState) <= fields(models.StepInfo)
     assert fields(state.AttemptRecord) <= fields(models.Attempt)
     assert fields(messages.Annotation) == fields(models.Annotation)
+    assert fields(Diagnostic) == fields(models.Diagnostic)
     assert fields(GroupDefinition) == fields(models.GroupDefinition)
 
 
