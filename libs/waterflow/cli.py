@@ -253,21 +253,29 @@ class StatusWithEvents(Run, frozen=True, kw_only=True):
 def cmd_status(args: argparse.Namespace) -> int:
     client = _client(args)
     state = client.get(args.run_id)
+    code = EXIT_OK
+    if args.follow:  # as `run` shows it, until it ends; the exit code says how it ended
+        if wants_data(args):
+            state = client.wait(args.run_id, attempt=state.attempt)
+        else:
+            state = follow_run(client, args.run_id, console, attempt=state.attempt)
+        code = EXIT_OK if state["status"] == "succeeded" else EXIT_RUN_FAILED
     if wants_data(args):
         if args.events:
             state = StatusWithEvents(**{f: getattr(state, f) for f in state.__struct_fields__}, events=client.events(args.run_id))
         emit(args, state, print)
-        return EXIT_OK
+        return code
     from .follow import render_summary
 
-    render_summary(state, console)
+    if not args.follow:  # following ended with the summary already
+        render_summary(state, console)
     if args.events:
         shown = table("seq", "at", "event", "detail", keep=("seq", "event"))
         for event in client.events(args.run_id):
             detail = " ".join(f"{k}={event[k]}" for k in ("job_id", "step_index", "attempt", "agent", "status", "exit_code") if event.get(k) is not None)
             shown.add_row(str(event.seq), event.at.isoformat(), event.type, Text(detail))
         show_table(shown)
-    return EXIT_OK
+    return code
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -442,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a run")
     status.add_argument("run_id")
     status.add_argument("--events", action="store_true", help="also show the event history")
+    status.add_argument("--follow", "-f", action="store_true",
+                        help="follow the run live until it ends, as `run` does (exit code 1 if it did not succeed)")
     add_output_options(status, Shape(Run, note="With --events, the Run has one more member, `events`: a list of Event."))
     status.set_defaults(handler=cmd_status)
 

@@ -137,3 +137,15 @@ def test_on_a_terminal_running_steps_show_a_spinner_and_elapsed_time(stack: Stac
     assert any(frame in text for frame in spinner_frames), text[-2000:]
     assert re.search(r"a › Quiet\S* \S*(?:\d+ms|\d+\.\ds)", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)), text[-2000:]
     assert "Run succeeded" in text
+
+
+def test_status_follow_shows_a_running_run_to_its_end(stack: Stack, client: Client) -> None:
+    run_id = client.submit("name: later\njobs:\n  a:\n    runs-on: local\n    steps:\n"
+                           "      - name: Wait\n        run: sleep 2; echo done-waiting\n")["id"]
+    done = waterflow(stack, "status", run_id, "--follow")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "done-waiting" in done.stdout and re.search(r"✓ a › Wait \(\d+\.\ds\)", done.stdout), done.stdout
+    assert re.search(r"Run succeeded in \d+\.\ds", done.stdout)
+    failed_id = client.submit("name: fails\njobs:\n  a:\n    runs-on: local\n    steps:\n      - run: exit 3\n")["id"]
+    failed = waterflow(stack, "status", failed_id, "-f", "-o", "json")
+    assert failed.returncode == 1 and '"status": "failed"' in failed.stdout, failed.stdout + failed.stderr
