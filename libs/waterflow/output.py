@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from rich.table import Table
+from rich.text import Text
 
 from .terminal import console, wide
 
@@ -88,12 +89,13 @@ def emit_item(output: str, item: Any) -> None:
     sys.stdout.flush()
 
 
-def table(*columns: str, keep: Iterable[str] = ("id",), **options: Any) -> Table:
-    """A table whose ``keep`` columns (ids, names) are never cut nor folded."""
+def table(*columns: str | Text, keep: Iterable[str] = ("id",), **options: Any) -> Table:
+    """A table whose ``keep`` columns (ids, names) are never cut nor folded. A header may be a
+    ``Text`` (a user's name for a column, never read as markup)."""
     kept = set(keep)
     result = Table(**options)
     for column in columns:
-        result.add_column(column, no_wrap=column in kept, overflow="fold")
+        result.add_column(column, no_wrap=str(column) in kept, overflow="fold")
     return result
 
 
