@@ -62,6 +62,7 @@ def test_a_webhook_signed_with_its_trigger_secret_needs_no_api_key(tmp_path: Pat
         with pytest.raises(ApiError) as caught:
             anonymous.fire_trigger(trigger["id"], secret="not-the-secret")
         assert caught.value.status == 401 and "signature" in str(caught.value)
-        assert anonymous.fire_trigger(trigger["id"], secret=secret)["status"] == "fired"
+        fired = anonymous.fire_trigger(trigger["id"], secret=secret)
+        assert fired["status"] in ("created", "fired") and fired["run_id"]
     finally:
         stack.stop()

@@ -405,6 +405,7 @@ def test_agents_nodes_triggers_and_secret_names(page: Page, client: Client) -> N
     row.locator("button.fire").click()
     expect(row).to_contain_text("fired")
     fired = poll(lambda: [r for r in client.list() if r["workflow"] == name], 30, "the fired run")
+    expect(row.locator(f'a[href="#/runs/{fired[0]["id"]}"]')).to_be_visible()  # the answer names the run
     assert client.wait(fired[0]["id"], timeout=60)["status"] == "succeeded"
     fire_requests = [headers for url, headers in page.requests if url.endswith(f"/v1/triggers/{trigger['id']}/fire")]
     assert len(fire_requests) == 1

@@ -787,8 +787,8 @@ function triggersPage(ctx) {
         fire.addEventListener("click", async () => {
           fire.disabled = true;
           try {
-            await api(`/v1/triggers/${encodeURIComponent(trigger.id)}/fire`, { method: "POST", json: { inputs: {} } });
-            fill(result, "fired: the run appears in ", el("a", { href: "#/runs" }, "Runs"), " in a moment");
+            const fired = await api(`/v1/triggers/${encodeURIComponent(trigger.id)}/fire`, { method: "POST", json: { inputs: {} } });
+            fill(result, "fired: run ", runLink(fired.run_id));
           } catch (error) {
             result.textContent = error.message;
           }
