@@ -10,7 +10,12 @@ one group; time until every one holds a NATS connection and, where the agent reg
 them (``runs-on: {group: bench, each: true}``; N parallel jobs where agents do not register),
 and the RSS of the services with that many agents.
 
+Memory over many runs (``--rss-every N``): the runs are submitted N at a time, each slice
+waited for, and the RSS of every service sampled after it, so a cache that is not bounded
+shows as a curve that keeps rising (issue #13: 45 -> 178 MB over 20,000 runs once).
+
     python bench/scale.py --runs 2000 --agents 50
+    python bench/scale.py --runs 20000 --rss-every 1000 --agents 0 --out bench/results/scheduler-memory.json
     python bench/scale.py --smoke --out /tmp/s.json
 """
 
@@ -84,6 +89,28 @@ def runs_part(count: int) -> dict[str, Any]:
             "get_one_ms": timed(lambda: client.get(run_ids[len(run_ids) // 2]), 20),
             "rss_mib": services_rss(stack),
         }
+
+
+def memory_part(count: int, every: int) -> dict[str, Any]:
+    """``count`` one-step runs, ``every`` at a time (8 client threads); the services' RSS after
+    each slice has finished."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with bench_stack(agents=1) as stack:
+        client = Client(stack.api_url)
+        samples = [{"runs": 0, **services_rss(stack)}]
+        started = time.time()
+        with ThreadPoolExecutor(8) as pool:
+            done = 0
+            while done < count:
+                size = min(every, count - done)
+                run_ids = list(pool.map(lambda i: client.submit(sequential_workflow(f"m{i}", 1))["id"], range(done, done + size)))
+                wait_all(client, run_ids, timeout=1800)
+                done += size
+                samples.append({"runs": done, **services_rss(stack)})
+                print(f"{done} runs, {time.time() - started:.0f} s: "
+                      + ", ".join(f"{n} {v:.0f} MiB" for n, v in samples[-1].items() if n != "runs"), file=sys.stderr)
+        return {"count": count, "every": every, "elapsed_s": time.time() - started, "rss_mib": samples}
 
 
 def agents_part(count: int, per_process: int = 1) -> dict[str, Any]:
@@ -182,13 +209,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--agents-per-process", type=int, default=1,
                         help="above 1: run the agents packed in processes (bench/many_agents.py) to reach 1000 on one machine")
+    parser.add_argument("--rss-every", type=int, metavar="N",
+                        help="instead of the runs' latencies: sample every service's RSS after each N runs")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.runs, args.agents = 20, 2
+        args.runs, args.agents = 20, min(args.agents, 2)
         args.agents_per_process = min(args.agents_per_process, 2)
-    write_result("scale", {"params": vars(args), "runs": runs_part(args.runs), "agents": agents_part(args.agents, args.agents_per_process)}, args.out)
+    runs = memory_part(args.runs, args.rss_every) if args.rss_every else runs_part(args.runs)
+    agents = agents_part(args.agents, args.agents_per_process) if args.agents else None
+    write_result("scale", {"params": vars(args), "runs": runs, "agents": agents}, args.out)
     return 0
 
 

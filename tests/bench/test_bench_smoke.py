@@ -83,6 +83,13 @@ def test_scale(tmp_path: Path) -> None:
     assert result["agents"]["started"] > 0
 
 
+def test_scale_memory_mode_samples_every_service_after_each_slice(tmp_path: Path) -> None:
+    result = run_smoke("scale.py", tmp_path, "--rss-every", "10", "--agents", "0")
+    samples = result["runs"]["rss_mib"]
+    assert [s["runs"] for s in samples] == [0, 10, 20] and all(s["scheduler"] > 0 for s in samples)
+    assert result["agents"] is None
+
+
 def test_scale_with_agents_packed_in_processes(tmp_path: Path) -> None:
     result = run_smoke("scale.py", tmp_path, "--agents-per-process", "2")
     agents = result["agents"]
