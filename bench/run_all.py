@@ -21,6 +21,7 @@ PLAN = {
     "footprint": ["footprint.py", "--repeat", "5"],
     "throughput": ["throughput.py", "--steps", "500", "--workflows", "200", "--agents", "1,4,16", "--repeat", "3"],
     "latency": ["latency.py", "--probes", "100"],
+    "sdk_wait": ["sdk_wait.py", "--probes", "100"],
     "temporal": ["peers/temporal_bench.py", "--steps", "500", "--workflows", "200", "--probes", "100", "--repeat", "3"],
     "ansible": ["peers/ansible_bench.py", "--hosts", "4,16", "--repeat", "5", "--mode", "fanout"],
     "scale": ["scale.py", "--runs", "10000", "--agents", "1000", "--agents-per-process", "100"],
