@@ -133,3 +133,23 @@ def test_config_sync_puts_the_file_in_place_and_reloads_on_change(stack: Stack, 
     assert target.read_text() == "listen 8080\n" and "reloading" in done.stdout
     again = run_caller(stack, tmp_path, body)  # unchanged: no reload
     assert again.returncode == 0 and "is up to date" in again.stdout and "reloading" not in again.stdout
+
+
+def test_rolling_deploy_goes_one_server_after_the_other(fresh_stack: Stack, tmp_path: Path) -> None:
+    from test_agents import poll
+
+    client = Client(fresh_stack.api_url)
+    for name in ("roll-1", "roll-2"):
+        fresh_stack.start_agent(name, ["roll"])
+    poll(lambda: len([a for a in client.agents(group="roll") if a["status"] == "healthy"]) == 2, 60, "two agents in roll")
+    healthy = tmp_path / "healthy"
+    healthy.write_text("ok")
+    done = run_caller(fresh_stack, tmp_path, (
+        "name: roll\njobs:\n  deploy:\n    uses: rolling-deploy@v1\n    with:\n      group: roll\n      version: 2.0.0\n"
+        f"      deploy-command: sleep 1; echo deployed on $(hostname)\n      health-url: file://{healthy}\n"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = done.stdout.split("Run ", 1)[1].split()[0]
+    instances = [job for job in client.get(run_id)["jobs"].values() if job["parent"]]
+    assert sorted(job["agent"] for job in instances) == ["roll-1", "roll-2"]  # every server of the group
+    first, second = sorted(instances, key=lambda job: job["started_at"])
+    assert second["started_at"] >= first["finished_at"]  # max-parallel 1: the second after the first
