@@ -91,6 +91,21 @@ class _LiveArea:
         return Group(*rows)
 
 
+def _attempts_before(events: Any, retries: int) -> dict[tuple[str, int], int]:
+    """The last attempt of each step before the ``retries``-th retry request of a run (its
+    log lines belong to the attempts before the one being followed)."""
+    attempts: dict[tuple[str, int], int] = {}
+    for event in events:
+        if event["type"] == "run.retry_requested":
+            retries -= 1
+            if retries == 0:
+                break
+        elif event.get("step_index") is not None and event.get("attempt"):
+            key = (event["job_id"], event["step_index"])
+            attempts[key] = max(attempts.get(key, 0), event["attempt"])
+    return attempts
+
+
 class _RunView:
     """Turns the run's events and log lines into printed lines (and the live area)."""
 
@@ -107,6 +122,8 @@ class _RunView:
             for job_id, job in before["jobs"].items():
                 for step in job["steps"]:
                     self.old_attempts[(job_id, step["index"])] = step["attempt"] or 0
+        elif attempt > 1:  # `status --follow` of a retried run: the history says what came before
+            self.old_attempts = _attempts_before(client.events(run_id), retries=attempt - 1)
 
     def _refresh(self) -> None:
         for job_id, job in self.client.get(self.run_id)["jobs"].items():

@@ -102,6 +102,9 @@ def test_retry_shows_only_the_new_attempt(stack: Stack, client: Client, tmp_path
     assert "attempt-one" not in out and "stable-line" not in out, out  # attempt 1's lines are not replayed
     assert out.count("✓ a › Flaky") == 1 and "✗" not in out, out
     assert re.search(r"Run succeeded in (?:\d+ms|\d+\.\ds)", out), out
+    again = waterflow(stack, "status", run_id, "--follow")  # the retried run, followed afterwards
+    assert again.returncode == 0 and "attempt-two" in again.stdout, again.stdout + again.stderr
+    assert "attempt-one" not in again.stdout and "stable-line" not in again.stdout, again.stdout
 
 
 def test_on_a_terminal_running_steps_show_a_spinner_and_elapsed_time(stack: Stack, tmp_path: Path) -> None:
