@@ -201,6 +201,8 @@ class _RunView:
         if item.get("attempt", 1) <= self.old_attempts.get((item["job"], item["step"]), 0):
             return  # a line of an attempt before the retry being followed
         style = "red" if item["stream"] == "stderr" else ("yellow" if item["stream"] == "system" else "")
+        if item["job"] not in self.job_names:
+            self._refresh()  # a job's first line may come before its job.started event
         line = Text(f"  {self.job_names.get(item['job'], item['job'])} │ ", style="dim")
         line.append(item["text"], style=style)
         self.console.print(line, soft_wrap=True)
