@@ -167,7 +167,8 @@ def _call(report: Report, job_id: str, job: dict[str, Any], options: _Options, c
     loaded = options.loader(reference, report.filename)
     if loaded is None:
         report.error(path, "reusable-workflow", f"workflow {reference!r} not found",
-                     "paths are relative to this file; templates are looked up in the template directories")
+                     "paths are relative to this file, and a client must send the called files with the workflow "
+                     "(the CLI does); templates are looked up in the template directories, then the built-in library")
         return None
     if loaded.name in options.chain:
         report.error(path, "reusable-workflow", f"workflows call each other in a cycle: {' -> '.join([*options.chain, loaded.name])}")

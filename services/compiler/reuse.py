@@ -101,6 +101,36 @@ def file_loader(template_dirs: Sequence[FilePath] = ()) -> WorkflowLoader:
     return load
 
 
+def builtin_loader() -> WorkflowLoader:
+    """The built-in template library only (``name@vN``, and the files such a template calls):
+    what the compiler service resolves by itself when a client sent no file for a reference (a
+    plain ``Client.submit`` of a workflow calling ``inspect@v1``). It never reads any other file
+    of the service's machine: a reference that is not a template, or that leaves the template's
+    directory, is not found."""
+    load = file_loader(builtin_template_dirs())
+
+    def guarded(reference: str, caller: str) -> WorkflowSource | None:
+        key = resolve_name(reference, caller)
+        if key is None or not _TEMPLATE.match(key.partition("/")[0]):
+            return None
+        return load(reference, caller)
+
+    return guarded
+
+
+def first_found(*loaders: WorkflowLoader) -> WorkflowLoader:
+    """Ask each loader in turn (the files a client sent win over the built-in templates)."""
+
+    def load(reference: str, caller: str) -> WorkflowSource | None:
+        for loader in loaders:
+            found = loader(reference, caller)
+            if found is not None:
+                return found
+        return None
+
+    return load
+
+
 class FileWorkflows:
     """A :func:`file_loader` that remembers what it read, so diagnostics in called files can be
     shown with their source lines (``waterflow validate``)."""

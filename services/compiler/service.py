@@ -20,7 +20,7 @@ from waterflow_common.state import encode_plan
 
 from .compile import compile_workflow
 from .nodes import NodeCatalog, default_catalog, with_specs
-from .reuse import mapping_loader
+from .reuse import builtin_loader, first_found, mapping_loader
 
 log = get_logger("waterflow.compiler")
 _request_decoder = msgspec.json.Decoder(CompileRequest)
@@ -37,7 +37,8 @@ def handle(data: bytes, nodes: NodeCatalog | None = None) -> CompileReply:
         bad = Diagnostic(path="<request>", line=1, col=1, rule="request", message=f"malformed compile request: {error}")
         return CompileReply(diagnostics=[msgspec.to_builtins(bad)])
     try:
-        workflows = mapping_loader(request.workflows) if request.workflows else None
+        # Files the client sent (what its workflow calls) first, then the built-in templates.
+        workflows = first_found(mapping_loader(request.workflows), builtin_loader())
         plan, diagnostics = compile_workflow(request.source, request.filename, nodes=nodes, workflows=workflows)
     except Exception:  # noqa: BLE001 - a compiler bug must not take the service down; the user sees a diagnostic
         log.exception("compile.crashed", filename=request.filename)

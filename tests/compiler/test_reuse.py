@@ -181,4 +181,26 @@ def test_the_compiler_service_inlines_files_sent_with_the_request() -> None:
     assert isinstance(answer, CompileReply) and answer.plan is not None, answer.diagnostics
     assert "deploy-rollout" in decode_plan(answer.plan).jobs
     without = handle(encode(CompileRequest(source=CALLER, filename="main.yml")))
-    assert without.plan is None and "no workflow files were given" in str(without.diagnostics)
+    assert without.plan is None and "not found" in str(without.diagnostics)
+    assert "send the called files" in str(without.diagnostics)
+
+
+def test_the_compiler_service_finds_built_in_templates_by_itself_and_no_other_file(tmp_path: Path) -> None:
+    """A plain Client.submit sends no files: a built-in template (package data) is still found;
+    nothing else on the service's disk is ever read, whatever the reference."""
+    caller = textwrap.dedent("""
+        jobs:
+          check:
+            uses: inspect@v1
+            with: {group: web}
+    """)
+    answer = handle(encode(CompileRequest(source=caller, filename="main.yml")))
+    assert answer.plan is not None, answer.diagnostics
+    assert any(job.startswith("check") for job in decode_plan(answer.plan).jobs)
+    secret = tmp_path / "secret.yml"
+    secret.write_text(CALLED)
+    for reference in (f".{secret}", "../" * 12 + str(secret).lstrip("/"), "inspect@v1/" + "../" * 12 + str(secret).lstrip("/")):
+        probe = caller.replace("inspect@v1", reference)
+        refused = handle(encode(CompileRequest(source=probe, filename="main.yml")))
+        assert refused.plan is None, reference
+        assert "not found" in str(refused.diagnostics) or "invalid workflow reference" in str(refused.diagnostics)
