@@ -148,6 +148,13 @@ class Triggers:
 async def serve_fires(triggers: Triggers, stop: asyncio.Event) -> None:
     """Turn fires into runs until ``stop``; API replicas share the consumer."""
     puller = Puller(triggers.js, subjects.TRIGGERS_STREAM, bus.triggers_consumer_config())
+    try:
+        await _turn_fires_into_runs(triggers, puller, stop)
+    finally:
+        await puller.close()  # before the connection drains: a drain waits on an open pull subscription
+
+
+async def _turn_fires_into_runs(triggers: Triggers, puller: Puller, stop: asyncio.Event) -> None:
     while not stop.is_set():
         for msg in await puller.fetch(16, timeout=1.0):
             try:

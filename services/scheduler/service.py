@@ -384,8 +384,12 @@ async def serve(settings: SchedulerSettings, stop: asyncio.Event) -> None:
         msgs = fetch.result()
         if msgs:
             await _handle_batch(scheduler, msgs)
+    # Subscriptions are closed before the drain: a drain waits (up to its timeout) on a pull
+    # subscription whose fetch was cancelled, and on a KV watch stopping in a cancelled task.
     watchdog.cancel()
     groups.cancel()
+    await asyncio.gather(watchdog, groups, return_exceptions=True)
+    await puller.close()
     scheduler.tracer.shutdown()
     await bus.close(nc)
 
