@@ -27,11 +27,23 @@ def configure(level: str = "info", fmt: str = "console", service: str | None = N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),
         cache_logger_on_first_use=True,
     )
     if service:
         structlog.contextvars.bind_contextvars(service=service)
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured: the
+    CLI configures logging from inside commands, and a stream swapped in for a while (a test's
+    captured stderr, a redirect) must not be written to after it was closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:
