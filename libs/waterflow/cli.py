@@ -11,11 +11,13 @@ Exit codes: 0 success, 1 the run failed, 2 a user mistake (bad file, bad argumen
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -283,16 +285,25 @@ def cmd_logs(args: argparse.Namespace) -> int:
     ``-o json``: the LogLine models (an array; with ``-f``, one JSON object per line as they come)."""
     from datetime import datetime
 
+    since = _since(args.since)
     client = _client(args)
     jobs = client.get(args.run_id).jobs
     if args.job and args.job not in jobs:
         raise UserError(f"run {args.run_id} has no job {args.job!r} (jobs: {', '.join(jobs)})")
     names = {(job_id, step.index): step.name for job_id, job in jobs.items() for step in job.steps}
+
+    def wanted(line: LogLine) -> bool:
+        return (not args.job or line.job == args.job) and (since is None or (line.at or 0) >= since)
+
     if args.follow:
-        lines: Any = (item for item in client.watch(args.run_id) if isinstance(item, LogLine))
+        # The stream replays the lines written so far, then follows: --tail skips all but the last N of those.
+        skip = max(0, sum(1 for line in client.logs(args.run_id) if wanted(line)) - args.tail) if args.tail is not None else 0
+        lines: Any = itertools.islice(
+            (item for item in client.watch(args.run_id) if isinstance(item, LogLine) and wanted(item)), skip, None)
     else:
-        lines = client.logs(args.run_id)
-    lines = (line for line in lines if not args.job or line.job == args.job)
+        lines = [line for line in client.logs(args.run_id) if wanted(line)]
+        if args.tail is not None:
+            lines = lines[len(lines) - args.tail:] if args.tail else []
     if wants_data(args) and not args.follow:
         emit(args, list(lines), print)
         return EXIT_OK
@@ -308,6 +319,35 @@ def cmd_logs(args: argparse.Namespace) -> int:
         shown.append(line.text, style="red" if line.stream == "stderr" else "")
         console.print(shown, soft_wrap=True)  # a Text: the step's output is never read as markup
     return EXIT_OK
+
+
+def _since(value: str | None) -> float | None:
+    """``--since``: a duration back from now (``10m``, ``1h30m``) or a time (``2026-12-01T10:00``,
+    local time unless it says otherwise) -> epoch seconds."""
+    if value is None:
+        return None
+    from datetime import datetime
+
+    from waterflow_common.durations import DURATION_HINT, parse_duration
+
+    seconds = parse_duration(value)
+    if seconds is not None:
+        return time.time() - seconds
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise UserError(f"--since {value!r}: give a duration back from now ({DURATION_HINT}) "
+                        "or a time like 2026-12-01T10:00") from None
+
+
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of lines (0 or more)")
+    return count
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -459,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("run_id")
     logs.add_argument("--job", help="only this job's lines")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the run ends")
+    logs.add_argument("--tail", "-n", type=_count, metavar="N", help="only the last N lines (with -f: then the new ones)")
+    logs.add_argument("--since", metavar="WHEN", help="only lines written since then: a duration back from now (10m, 1h) "
+                                                      "or a time (2026-12-01T10:00)")
     add_output_options(logs, Shape(LogLine, many=True, note="With -f: one LogLine per line as they come (JSON lines), "
                                                             "or one YAML list entry each."))
     logs.set_defaults(handler=cmd_logs)

@@ -174,3 +174,21 @@ def test_cli_run_shows_user_text_with_brackets_verbatim(stack: Stack, tmp_path: 
     assert result.returncode == 1, result.stderr
     assert "deploy [/] [bold" in result.stdout and "[/red] out" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_cli_logs_tail_and_since(stack: Stack) -> None:
+    client = Client(stack.api_url)
+    workflow = "jobs:\n  j:\n    runs-on: local\n    steps:\n      - run: for i in 1 2 3 4 5; do echo line-$i; done\n"
+    run_id = client.submit(workflow, "t.yml")["id"]
+    client.wait(run_id, timeout=60)
+    tail = _cli(stack, "logs", run_id, "--tail", "2")
+    assert tail.returncode == 0, tail.stderr
+    assert [line.split()[-1] for line in tail.stdout.splitlines()] == ["line-4", "line-5"]
+    followed = _cli(stack, "logs", run_id, "-f", "-n", "1")
+    assert [line.split()[-1] for line in followed.stdout.splitlines()] == ["line-5"]
+    assert "line-1" in _cli(stack, "logs", run_id, "--since", "10m").stdout
+    assert _cli(stack, "logs", run_id, "--since", "2999-01-01T00:00").stdout == ""
+    bad = _cli(stack, "logs", run_id, "--since", "yesterday-ish")
+    assert bad.returncode == 2 and "--since 'yesterday-ish'" in bad.stderr and "Traceback" not in bad.stderr
+    bad = _cli(stack, "logs", run_id, "--tail", "-3")
+    assert bad.returncode == 2 and "not a number of lines" in bad.stderr
