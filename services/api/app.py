@@ -17,7 +17,7 @@ from waterflow_common import subjects
 from waterflow_common.diagnostics import Diagnostic, has_errors, to_problem
 from waterflow_common.limits import MAX_PATH_PARAMETER
 from waterflow_common.log import get_logger
-from waterflow_common.messages import RunCancelRequested, RunCompleted, RunRetryRequested, decode_event
+from waterflow_common.messages import RunCancelRequested, RunCompleted, RunRetryRequested
 from waterflow_common.streams import follow
 
 from .bodies import parse_json
@@ -247,7 +247,9 @@ async def watch(request: web.Request) -> web.StreamResponse:
                 await response.write(b'{"kind":"keepalive"}\n')
                 continue
             if kind == "event":
-                event = decode_event(msg.data)
+                event = runs.trusted_event(run_id, msg.subject, msg.data)
+                if event is None:
+                    continue
                 await response.write(msgspec.json.encode({"kind": "event", **msgspec.to_builtins(event)}) + b"\n")
                 current = await runs.status(run_id) if isinstance(event, RunCompleted) else None
                 if isinstance(event, RunCompleted) and (current is None or event.attempt >= current.attempt):

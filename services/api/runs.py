@@ -27,6 +27,7 @@ from waterflow_common.log import get_logger
 from waterflow_common.messages import (
     CompileReply,
     CompileRequest,
+    Event,
     LogBatch,
     RunCancelRequested,
     RunCreated,
@@ -205,7 +206,26 @@ class Runs:
 
     async def events(self, run_id: str) -> list[dict[str, Any]]:
         msgs = await read_stored(self.js, subjects.EVENTS_STREAM, subjects.run_events(run_id))
-        return [{"seq": m.metadata.sequence.stream, **msgspec.to_builtins(decode_event(m.data))} for m in msgs]
+        return [
+            {"seq": m.metadata.sequence.stream, **msgspec.to_builtins(event)}
+            for m in msgs if (event := self.trusted_event(run_id, m.subject, m.data)) is not None
+        ]
+
+    def trusted_event(self, run_id: str, subject: str, data: bytes) -> Event | None:
+        """One stored event of ``run_id`` as the scheduler would take it: from a service, or from
+        the agent the step was given to (its proof checks out, ``signing.py``). Anything else —
+        a report an agent forged for a task it was not given, bytes that are no event — is what
+        the scheduler ignored too: left out of the history and of ``/watch`` (a follower would
+        otherwise show a forged "succeeded"), and logged as ``security.forged_event``."""
+        try:
+            event = decode_event(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            event = None
+        if event is None or event.run_id != run_id or not self.signer.verify(event):
+            log.warning("security.forged_event", run_id=run_id, subject=subject,
+                        claimed=None if event is None else event.type)
+            return None
+        return event
 
     async def log_batch_count(self, run_id: str) -> int:
         """How many log batches of the run are stored now (to know when a follower has all)."""

@@ -23,7 +23,7 @@ from waterflow import Client
 from waterflow.embedded import Stack
 from waterflow_common import subjects
 from waterflow_common.auth import SERVICES_USER, agent_inbox_prefix
-from waterflow_common.messages import LogBatch, LogLine, encode
+from waterflow_common.messages import LogBatch, LogLine, StepSucceeded, encode
 from waterflow_common.signing import load_signer, sign_log_batch
 
 PROD_RUN = """
@@ -95,3 +95,33 @@ def test_an_agent_cannot_write_into_another_groups_run_log(secure_stack: Stack) 
     assert not [item for item in watched if "FORGED" in item["text"]]
     api_log = "".join(p.read_text() for p in secure_stack.data_dir.rglob("api*.log"))
     assert "security.forged_log" in api_log
+
+
+def test_an_agents_forged_report_is_not_in_another_groups_run_history(secure_stack: Stack) -> None:
+    """The dev agent may publish step reports (its own steps need to get out), so it can store a
+    step.succeeded on a prod run's subject. The scheduler ignores it; the API's history and
+    /watch (what the CLI and console follow) leave it out too, as they do bytes that are no event."""
+    client = Client(secure_stack.api_url)
+    run_id = client.submit(PROD_RUN)["id"]
+    assert client.wait(run_id, timeout=60)["status"] == "succeeded"
+    forged = StepSucceeded(run_id=run_id, job_id="build", step_index=0, attempt=7, agent="dev-1",
+                           outputs={"FORGED": "yes"}, proof="0" * 40)
+
+    async def forge() -> None:
+        dev = secure_stack.auth().agents["dev-1"]
+        nc = await nats.connect(secure_stack.nats_url, user=dev.name, password=dev.password,
+                                inbox_prefix=agent_inbox_prefix(dev.name))
+        js = nc.jetstream()
+        await js.publish(subjects.event(run_id, forged.type), encode(forged))  # stored: agents may report steps
+        await js.publish(subjects.event(run_id, "step.failed"), b"FORGED not an event")
+        await nc.close()
+
+    asyncio.run(forge())
+    history = client.events(run_id)
+    assert [e for e in history if e.get("type") == "step.succeeded" and e.get("attempt") == 1], history
+    assert not [e for e in history if e.get("attempt") == 7 or e.get("agent") == "dev-1"], history
+    watched = [item for item in client.watch(run_id) if item["kind"] == "event"]
+    assert any(item.get("type") == "run.completed" for item in watched)
+    assert not [item for item in watched if item.get("attempt") == 7]
+    api_log = "".join(p.read_text() for p in secure_stack.data_dir.rglob("api*.log"))
+    assert "security.forged_event" in api_log
