@@ -35,6 +35,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
         _dump_logs(s)
 
 
+@pytest.fixture(scope="module")
+def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """``--secure`` (NATS users, restricted agent credentials) with two groups: agent ``dev-1`` in
+    ``dev`` and ``prod-1`` in ``prod`` — what the tests of hostile agents need."""
+    stack = Stack(data_dir=tmp_path_factory.mktemp("secure"), agent_name="dev-1", agent_groups=("dev",), secure=True)
+    stack.start()
+    stack.start_agent("prod-1", ["prod"])
+    yield stack
+    stack.stop()
+
+
 @pytest.fixture
 def fresh_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """A stack of its own, for tests that kill or restart processes."""

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import nats
-import pytest
 
 from waterflow import Client
 from waterflow.embedded import Stack
@@ -34,15 +32,6 @@ jobs:
     steps:
       - run: echo "the real prod line"
 """
-
-
-@pytest.fixture(scope="module")
-def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(data_dir=tmp_path_factory.mktemp("hostile-agents"), agent_name="dev-1", agent_groups=("dev",), secure=True)
-    stack.start()
-    stack.start_agent("prod-1", ["prod"])
-    yield stack
-    stack.stop()
 
 
 def _batch(run_id: str, text: str, seq: int, proof: str = "") -> LogBatch:

@@ -12,7 +12,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import nats
 import pytest
@@ -23,15 +22,6 @@ from waterflow_common import bus, subjects
 from waterflow_common.auth import agent_inbox_prefix
 from waterflow_common.errors import InfrastructureError
 from waterflow_common.settings import NatsSettings
-
-
-@pytest.fixture(scope="module")
-def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(data_dir=tmp_path_factory.mktemp("secure"), agent_name="dev-1", agent_groups=("dev",), secure=True)
-    stack.start()
-    stack.start_agent("prod-1", ["prod"])
-    yield stack
-    stack.stop()
 
 
 def _wait_healthy(client: Client, name: str) -> None:
