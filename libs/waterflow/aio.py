@@ -285,6 +285,7 @@ class AsyncClient:
         state = await self.get(run_id)
         if finished(state, attempt):
             return state
+        attempt = max(attempt, state.get("attempt") or 1)  # see Client.wait
         try:
             async with asyncio.timeout(timeout), aclosing(self.watch(run_id, attempt=attempt)) as items:
                 async for item in items:

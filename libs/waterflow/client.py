@@ -375,6 +375,9 @@ class Client:
         state = self.get(run_id)
         if finished(state, attempt):
             return state
+        # A run already on a later attempt (a retry was taken) is waited for to that attempt's
+        # end: the stream replays the run.completed of the earlier ones first.
+        attempt = max(attempt, state.get("attempt") or 1)
         items = self.watch(run_id, attempt=attempt, timeout=timeout)
         try:
             for item in items:

@@ -5,7 +5,10 @@ repeating anything (the API is killed and restarted while a run is followed)."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,6 +61,40 @@ def test_wait_for_a_retry_waits_for_its_attempt(client: Client, tmp_path: Path) 
             assert again["status"] == "succeeded"
 
     asyncio.run(scenario())
+
+
+def _retried_and_blocked(client: Client, directory: Path) -> tuple[str, Path]:
+    """A run whose retry a scheduler has taken (attempt 2, running), held at its second step
+    until the returned file exists."""
+    marker, release = directory / "second-time", directory / "release"
+    source = (f"name: flaky\njobs:\n  a:\n    runs-on: local\n    steps:\n"
+              f"      - run: test -f {marker} || {{ touch {marker}; exit 1; }}\n"
+              f"      - run: while [ ! -f {release} ]; do sleep 0.1; done\n")
+    run_id = client.submit(source)["id"]
+    assert client.wait(run_id, timeout=60)["status"] == "failed"
+    client.retry(run_id)
+    deadline = time.monotonic() + 10
+    while client.get(run_id)["attempt"] != 2:
+        assert time.monotonic() < deadline, "the retry was not taken"
+        time.sleep(0.05)
+    return run_id, release
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_wait_without_an_attempt_waits_for_the_attempt_the_run_is_on(client: Client, tmp_path: Path, flavour: str) -> None:
+    """Once a retry is taken, a plain wait() must not return on attempt 1's run.completed
+    (the stream replays it first) while attempt 2 still runs."""
+    run_id, release = _retried_and_blocked(client, tmp_path)
+    threading.Timer(1.0, release.touch).start()
+    if flavour == "sync":
+        state = client.wait(run_id, timeout=60)
+    else:
+        async def scenario() -> Any:
+            async with AsyncClient(client.url) as aclient:
+                return await aclient.wait(run_id, timeout=60)
+
+        state = asyncio.run(scenario())
+    assert (state["status"], state["attempt"]) == ("succeeded", 2)
 
 
 def test_watch_survives_an_api_restart_and_repeats_nothing(fresh_stack: Stack) -> None:
