@@ -319,7 +319,7 @@ class Client:
         (:class:`~waterflow.models.LogLine`) as they happen, until it finishes:
 
             >>> for item in client.watch(run_id):
-            ...     print(item.type if item.kind == "event" else item.text)
+            ...     print(item.text if item.kind == "log" else item.type)
 
         A stream that drops is opened again and what was already yielded is skipped, so every
         item comes once. ``attempt``: after :meth:`retry`, follow until that attempt finishes.

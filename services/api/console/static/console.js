@@ -411,7 +411,7 @@ function runPage(ctx, runId) {
 
   function onMessage(message) {
     if (message.kind === "log") addLogLine(message);
-    else if (message.kind === "event") {
+    else if (message.kind !== "keepalive") {  // an event (a timer event's kind is its timer's)
       if (message.type === "run.completed") completedAttempt = Math.max(completedAttempt, message.attempt || 0);
       refreshSoon();
     }
