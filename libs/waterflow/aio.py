@@ -31,7 +31,7 @@ from .client import (
     StreamPosition,
     _Reconnects,
     _StreamDropped,
-    finished,
+    attempt_to_await,
     is_completion,
     problem_error,
     run_path,
@@ -283,9 +283,10 @@ class AsyncClient:
         """The run's final state, as soon as its ``run.completed`` event arrives on the live
         stream (``attempt``: after :meth:`retry`, the attempt to wait for; ``poll`` is unused)."""
         state = await self.get(run_id)
-        if finished(state, attempt):
+        following = attempt_to_await(state, attempt)
+        if following is None:
             return state
-        attempt = max(attempt, state.get("attempt") or 1)  # see Client.wait
+        attempt = following
         try:
             async with asyncio.timeout(timeout), aclosing(self.watch(run_id, attempt=attempt)) as items:
                 async for item in items:

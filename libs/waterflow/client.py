@@ -193,6 +193,15 @@ def finished(state: Any, attempt: int = 1) -> bool:
     return state["status"] in TERMINAL and (state.get("attempt") or 1) >= attempt
 
 
+def attempt_to_await(state: Any, attempt: int = 1) -> int | None:
+    """The attempt ``wait()`` follows to its end, or None when ``state`` has finished ``attempt``
+    already. A run on a later attempt (a retry was taken) is waited for to that attempt's end:
+    the stream replays the ``run.completed`` of the earlier ones first."""
+    if finished(state, attempt):
+        return None
+    return max(attempt, state.get("attempt") or 1)
+
+
 def submit_body(workflow: str, filename: str, inputs: dict[str, Any] | None, workflows: dict[str, str] | None) -> bytes:
     return calls.submit(workflow, filename, inputs, workflows).body or b""
 
@@ -373,11 +382,10 @@ class Client:
         Raises :class:`TimeoutError` after ``timeout`` seconds.
         """
         state = self.get(run_id)
-        if finished(state, attempt):
+        following = attempt_to_await(state, attempt)
+        if following is None:
             return state
-        # A run already on a later attempt (a retry was taken) is waited for to that attempt's
-        # end: the stream replays the run.completed of the earlier ones first.
-        attempt = max(attempt, state.get("attempt") or 1)
+        attempt = following
         items = self.watch(run_id, attempt=attempt, timeout=timeout)
         try:
             for item in items:
