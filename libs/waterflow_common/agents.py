@@ -32,7 +32,7 @@ from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from . import subjects
 from .bus import publish_event
-from .messages import StepFailed
+from .messages import StepFailed, parse_step_key
 from .streams import read_stored
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
     """Steps it runs at once (``max_concurrent_steps``)."""
     running: int = 0
     running_steps: tuple[str, ...] = ()
-    """Keys of the step attempts it is running (``run:job:step:attempt``)."""
+    """Keys of the step attempts it is running (``messages.step_key``: ``run:job:step:attempt:task``)."""
     pinned_steps: tuple[str, ...] = ()
     """The running steps that came on its own subject (fan-out): nobody else can take them over,
     so if the agent is lost they are reported failed (:func:`fail_lost_steps`)."""
@@ -224,16 +224,21 @@ def lost_step_failures(records: Iterable[AgentRecord]) -> list[tuple[AgentRecord
         if info.lost_at is not None or not info.pinned_steps or not is_lost(record):
             continue
         for key in info.pinned_steps:
-            try:
-                run_id, job_id, step_index, attempt = key.rsplit(":", 3)
-                event = StepFailed(
-                    run_id=run_id, job_id=job_id, step_index=int(step_index), attempt=int(attempt), agent=info.name,
-                    error=f"{_silence(record)} while running this step", agent_lost=True,
-                )
-            except ValueError:
-                continue
-            failures.append((record, event))
+            event = lost_step(key, info.name, f"{_silence(record)} while running this step")
+            if event is not None:
+                failures.append((record, event))
     return failures
+
+
+def lost_step(key: str, agent: str, error: str) -> StepFailed | None:
+    """The ``step.failed`` (``agent_lost``) of a step attempt an agent held when it was lost,
+    from the key its heartbeat listed (``messages.step_key``); None for a malformed key."""
+    try:
+        run_id, job_id, index, attempt, task = parse_step_key(key)
+    except ValueError:
+        return None
+    return StepFailed(run_id=run_id, job_id=job_id, step_index=index, attempt=attempt, task=task, agent=agent,
+                      error=error, agent_lost=True)
 
 
 def is_lost(record: AgentRecord) -> bool:
@@ -252,7 +257,7 @@ async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord, signer: Sig
     forever. ``reason`` says what happened to the agent (default: how long it has been silent).
     Returns how many were failed."""
     from . import bus
-    from .messages import StepTask
+    from .tasks import JobTask
 
     config = bus.agent_consumer_config(record.info.name, LOST_TASK_ACK_WAIT)
     assert config.durable_name is not None
@@ -276,13 +281,13 @@ async def fail_lost_tasks(js: JetStreamContext, record: AgentRecord, signer: Sig
                 break
             for msg in msgs:
                 try:
-                    task = msgspec.json.decode(msg.data, type=StepTask)
+                    task = msgspec.json.decode(msg.data, type=JobTask)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     await msg.term()
                     continue
                 event = signer.sign(StepFailed(
-                    run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
-                    agent=record.info.name, agent_lost=True,
+                    run_id=task.run_id, job_id=task.job.id, step_index=task.from_step, attempt=task.attempt,
+                    task=task.task, agent=record.info.name, agent_lost=True,
                     error=f"{reason or _silence(record)} before it could start this step",
                 ))
                 await publish_event(js, event)
@@ -360,11 +365,8 @@ async def remove_agent(js: JetStreamContext, record: AgentRecord, signer: Signer
     failed_tasks = await fail_lost_tasks(js, record, signer, reason)
     failed_steps = 0
     for key in record.info.pinned_steps:
-        try:
-            run_id, job_id, step_index, attempt = key.rsplit(":", 3)
-            event = StepFailed(run_id=run_id, job_id=job_id, step_index=int(step_index), attempt=int(attempt),
-                               agent=name, error=f"{reason} while running this step", agent_lost=True)
-        except ValueError:
+        event = lost_step(key, name, f"{reason} while running this step")
+        if event is None:
             continue
         await publish_event(js, signer.sign(event))
         failed_steps += 1

@@ -11,7 +11,7 @@
 What an agent may do (everything else is denied by the server, see docs/guides/security.md):
 
 ========================  =========================================================================
-publish                   ``wf.events.*.step.started|succeeded|failed`` (its reports; the scheduler
+publish                   ``wf.events.*.step.*``, ``job.ran`` (its reports on its job tasks; the scheduler
                           believes one only with the proof of the task's token, see ``signing.py``),
                           ``wf.logs.>`` (logs); ``$KV.wf_agents.<name>``
                           (its own registration); JetStream API calls on *its* consumers only
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 SERVICES_USER = "services"
-AGENT_EVENT_TYPES = ("step.started", "step.succeeded", "step.failed")
+AGENT_EVENT_TYPES = ("step.started", "step.succeeded", "step.failed", "step.skipped", "step.retrying", "job.ran")
 AUTH_FILE = "auth.json"
 SERVER_CONFIG_FILE = "nats-auth.conf"
 SERVICES_ENV_FILE = "services.env"

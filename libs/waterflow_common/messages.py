@@ -38,8 +38,14 @@ class CompileReply(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # --- tasks (scheduler -> agent) --------------------------------------------------------------
+def job_task_key(run_id: str, job_id: str, task: int) -> str:
+    """Names one job task (``tasks.JobTask``): what its token proves and its events carry."""
+    return f"{run_id}:{job_id}:task:{task}"
+
+
 class StepTask(msgspec.Struct, frozen=True, kw_only=True):
-    """One attempt of one step, for one agent of ``group`` to run."""
+    """One attempt of one step, as the agent running its job task hands it to the executor
+    (the scheduler sends whole jobs: ``tasks.JobTask``)."""
 
     run_id: str
     job_id: str
@@ -52,26 +58,25 @@ class StepTask(msgspec.Struct, frozen=True, kw_only=True):
     mask: list[str] = []
     """Secret values this step can see: the agent replaces them with *** in logs and outputs."""
     token: str = ""
-    """Proves this attempt's events came from the agent that got the task (``signing.py``)."""
+    """The job task's token: proves this attempt's events and logs came from the agent that got
+    the task (``signing.py``)."""
+    task: int = 0
+    """The job task this attempt runs in (``job_task_key``)."""
 
     @property
     def key(self) -> str:
         return f"{self.run_id}:{self.job_id}:{self.step.index}:{self.attempt}"
 
 
-class _TaskStepIndex(msgspec.Struct, frozen=True):
-    index: int
+def step_key(run_id: str, job_id: str, index: int, attempt: int, task: int) -> str:
+    """How an agent names a step attempt it runs (heartbeats: ``running_steps``)."""
+    return f"{run_id}:{job_id}:{index}:{attempt}:{task}"
 
 
-class StepTaskIdentity(msgspec.Struct, frozen=True, kw_only=True):
-    """The part of a :class:`StepTask` an agent needs to report on a task it cannot read in full
-    (a newer scheduler's, a damaged one): enough to fail that step with the reason."""
-
-    run_id: str
-    job_id: str
-    step: _TaskStepIndex
-    attempt: int
-    token: str
+def parse_step_key(key: str) -> tuple[str, str, int, int, int]:
+    """(run, job, step index, attempt, task) of a :func:`step_key`; ValueError if malformed."""
+    run_id, job_id, index, attempt, task = key.rsplit(":", 4)
+    return run_id, job_id, int(index), int(attempt), int(task)
 
 
 # --- logs (agent -> anyone) ------------------------------------------------------------------
@@ -95,6 +100,8 @@ class LogBatch(msgspec.Struct, frozen=True, kw_only=True):
     proof: str = ""
     """``HMAC(task token, msg_id())`` (``signing.py``): the API shows a batch only if it came from
     the agent the task was given to, so an agent cannot write into another run's log."""
+    task: int = 0
+    """The job task the attempt ran in (whose token signs the batch)."""
 
     def msg_id(self) -> str:
         """Deduplication id, and what the proof signs: the step attempt and the batch's number."""
@@ -167,6 +174,9 @@ class _StepAttemptEvent(EventBase, frozen=True, kw_only=True):
     job_id: str
     step_index: int
     attempt: int
+    task: int = 0
+    """The job task this attempt belongs to (``job_task_key``); an agent's event is proved with
+    that task's token, and the scheduler ignores one of a task it has since withdrawn."""
 
     def msg_id(self) -> str:
         return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.attempt}:{self.type}"
@@ -178,6 +188,8 @@ class StepDispatched(_StepAttemptEvent, frozen=True, kw_only=True, tag="step.dis
 
 class StepStarted(_StepAttemptEvent, frozen=True, kw_only=True, tag="step.started"):
     agent: str
+    name: str | None = None
+    """The step's name evaluated, when it has expressions."""
 
 
 class Annotation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -216,10 +228,15 @@ class StepFailed(_StepResult, frozen=True, kw_only=True, tag="step.failed"):
     retryable: bool = True
     """False when no retry can help (unknown node, invalid ``with:``, NonRetryableError from a
     node): the scheduler then fails the step without using its remaining ``retry:`` attempts."""
+    retry_delay: float | None = None
+    """Set by the agent running the job when this failure will be retried after so many seconds
+    (its ``retry:`` policy): the step waits (``retrying``) instead of ending."""
+    continue_on_error: bool = False
+    """The step's ``continue-on-error`` held (evaluated by the agent): the job goes on as if the
+    step had succeeded (its conclusion is ``success``)."""
     interrupted: bool = False
-    """This attempt was delivered again (the agent that took it first died, or handed it back):
-    the agent reporting it did not run it. The scheduler dispatches a new attempt (not counted
-    against ``retry:``), so two copies never run under one attempt number."""
+    """Recorded by the scheduler for an attempt whose job task was delivered again (its agent
+    died or handed it back; see ``JobRan.interrupted``)."""
     agent_lost: bool = False
     """Reported by a scheduler, not an agent: ``agent`` stopped heartbeating while it held this
     step (running or queued on its own subject). The job's workspace went with it, so the job
@@ -236,9 +253,31 @@ class StepSkipped(EventBase, frozen=True, kw_only=True, tag="step.skipped"):
     job_id: str
     step_index: int
     reason: str
+    task: int = 0
+    """The job task whose agent skipped it (0: the scheduler did)."""
 
     def msg_id(self) -> str:
+        if self.task:
+            return f"{self.run_id}:{self.job_id}:{self.step_index}:task:{self.task}:{self.type}"
         return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.type}:{self.at.timestamp()}"
+
+
+class JobRan(EventBase, frozen=True, kw_only=True, tag="job.ran"):
+    """The agent running a job task hands the job back to the scheduler: it ran (or skipped)
+    the job's steps up to ``next_step`` (None: to the end). It stops early at a ``sleep`` step or
+    a long retry backoff (``retry_delay``), which the scheduler turns into a durable timer, and
+    resumes on the same agent afterwards. ``interrupted``: the task was delivered a second time
+    (the agent that had it died or stopped answering); this agent ran nothing of it."""
+
+    job_id: str
+    task: int
+    agent: str
+    next_step: int | None = None
+    retry_delay: float | None = None
+    interrupted: bool = False
+
+    def msg_id(self) -> str:
+        return f"{job_task_key(self.run_id, self.job_id, self.task)}:{self.type}"
 
 
 class TimerSet(EventBase, frozen=True, kw_only=True, tag="timer.set"):
@@ -296,18 +335,21 @@ class RunCompleted(EventBase, frozen=True, kw_only=True, tag="run.completed"):
 
 
 # --- control (scheduler -> agent, core NATS, not stored) ----------------------------------------
-class CancelStep(msgspec.Struct, frozen=True, kw_only=True):
-    """Stop this step attempt if it runs here (its run was cancelled or its job timed out)."""
+class CancelJob(msgspec.Struct, frozen=True, kw_only=True):
+    """Stop this job task if it runs here: its run was cancelled, its job timed out or a matrix
+    sibling failed (``fail-fast``). The running step is stopped; the job's later steps see
+    ``cancelled()`` (an ``always()`` step still runs). ``withdraw``: the scheduler has given the
+    task up (it ended the job without it): stop at once and run nothing more of it."""
 
     run_id: str
     job_id: str
-    step_index: int
-    attempt: int
+    task: int
     reason: str
+    withdraw: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.attempt}"
+        return job_task_key(self.run_id, self.job_id, self.task)
 
 
 # --- dead letters (any service -> operators) ---------------------------------------------------
@@ -347,6 +389,7 @@ Event = (
     | StepFailed
     | StepRetrying
     | StepSkipped
+    | JobRan
     | TimerSet
     | TimerFired
     | RunCancelRequested
@@ -356,7 +399,7 @@ Event = (
 )
 
 SCHEDULER_INPUTS = (
-    "run.created", "step.started", "step.succeeded", "step.failed",
+    "run.created", "step.started", "step.succeeded", "step.failed", "step.skipped", "job.ran",
     "timer.fired", "run.cancel_requested", "run.retry_requested", "run.unblocked",
 )
 """Event types the scheduler reacts to; the others it writes itself, as history."""

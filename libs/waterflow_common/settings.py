@@ -80,6 +80,9 @@ class AgentSettings(NatsSettings, kw_only=True):
     """Free key=value tags (``env=prod``, ``role=web``); groups in server-groups.yml select by them."""
     heartbeat_interval: float = 5.0
     """Seconds between registrations in KV wf_agents; 3 missed = unhealthy, 12 = offline."""
+    local_wait_seconds: float = 30.0
+    """A step's retry backoff up to this long is waited on the agent, which keeps the job; a
+    longer one hands the job back to the scheduler's durable timer (it resumes on this agent)."""
     config: str | None = None
     """The agent.yml these settings were read from (informational; see waterflow_agent.config)."""
 

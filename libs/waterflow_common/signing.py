@@ -8,9 +8,10 @@ injecting events. So the scheduler applies an event only if its proof checks out
 - events from the services (api: ``run.created``, cancel and retry requests; scheduler: timers,
   ``run.unblocked``, lost-agent failures) carry ``HMAC(key, msg_id)``; the key is random, made
   once per installation and kept in the KV bucket ``wf_keys``, which agent credentials cannot read;
-- each task carries a token, ``HMAC(key, "task:" + task key)``, seen only by the agent the task
-  was delivered to (agents cannot read other groups' tasks, the run state or the event stream);
-  that agent's ``step.started`` / ``succeeded`` / ``failed`` carry ``HMAC(token, msg_id)``. The
+- each job task carries a token, ``HMAC(key, "task:" + task key)``, seen only by the agent the
+  task was delivered to (agents cannot read other groups' tasks, the run state or the event
+  stream); that agent's events about the job (``step.started`` / ``succeeded`` / ``failed`` /
+  ``skipped`` / ``retrying``, ``job.ran``) name the task and carry ``HMAC(token, msg_id)``. The
   proof is published, the token never is, so reading an event does not help forge the next one.
 
 An event that fails the check is dropped and logged as ``security.forged_event``.
@@ -32,13 +33,14 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 
 from . import subjects
-from .messages import EventBase, LogBatch, StepFailed, StepStarted, StepSucceeded
+from .messages import EventBase, JobRan, LogBatch, StepFailed, StepRetrying, StepSkipped, StepStarted, StepSucceeded, job_task_key
 
 __all__ = ["AGENT_EVENTS", "Signer", "load_signer", "sign_log_batch", "sign_with_token"]
 
 KEY_NAME = "events"
-AGENT_EVENTS = (StepStarted, StepSucceeded, StepFailed)
-"""Events an agent publishes about a task it was given (proved with the task's token)."""
+AGENT_EVENTS = (StepStarted, StepSucceeded, StepFailed, StepSkipped, StepRetrying, JobRan)
+"""Events an agent publishes about a job task it was given (proved with the task's token when
+they name a task; the scheduler's own, with ``task`` 0, with the key)."""
 
 
 def _mac(key: bytes, text: str) -> str:
@@ -66,15 +68,15 @@ class Signer:
 
     def sign(self, event: EventBase) -> EventBase:
         """A service's event, proved with the key; an agent event, as the task's agent would."""
-        if isinstance(event, AGENT_EVENTS):
-            return sign_with_token(self.task_token(_task_key(event)), event)
+        if isinstance(event, AGENT_EVENTS) and event.task:
+            return sign_with_token(self.task_token(job_task_key(event.run_id, event.job_id, event.task)), event)
         return msgspec.structs.replace(event, proof=_mac(self._key, event.msg_id()))
 
     def verify_log_batch(self, batch: LogBatch) -> bool:
         """Did the agent that was given this step attempt write ``batch``?"""
-        if not batch.proof:
+        if not batch.proof or not batch.task:
             return False
-        task_key = f"{batch.run_id}:{batch.job_id}:{batch.step_index}:{batch.attempt}"
+        task_key = job_task_key(batch.run_id, batch.job_id, batch.task)
         expected = _mac(self.task_token(task_key).encode(), batch.msg_id())
         return hmac.compare_digest(batch.proof, expected)
 
@@ -83,10 +85,6 @@ class Signer:
         if not proof:
             return False
         return hmac.compare_digest(proof, self.sign(event).proof)  # type: ignore[attr-defined]
-
-
-def _task_key(event: StepStarted | StepSucceeded | StepFailed) -> str:
-    return f"{event.run_id}:{event.job_id}:{event.step_index}:{event.attempt}"
 
 
 async def load_signer(js: JetStreamContext) -> Signer:

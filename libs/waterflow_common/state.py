@@ -94,16 +94,21 @@ class JobState(msgspec.Struct, kw_only=True):
     matrix: dict[str, object] | None = None
     agent: str | None = None
     """The one agent that runs this job's steps: the target of a fan-out instance, the member
-    chosen in a defined group, or (``affinity``) the agent that ran its first step. Every step
+    chosen in a defined group, or (``affinity``) the agent that took its job task. Every step
     of a job runs on one agent, as on a GitHub runner: workspace, files and env carry over."""
     affinity: bool = False
-    """``agent`` was learned from the first step's result (not fixed by fan-out or a group
+    """``agent`` was learned when an agent took the job task (not fixed by fan-out or a group
     definition): a run retry may choose another agent if this one was lost."""
     waiting: str | None = None
     """Why the job's queued step has not started (no healthy agent in its group); cleared when
     an agent takes it."""
     lost_agent: str | None = None
     """The agent this job lost (stopped heartbeating with the job's workspace)."""
+    task: int = 0
+    """The number of the job's latest job task (``tasks.JobTask``), counted across run retries."""
+    task_out: bool = False
+    """A job task is out (queued or running on an agent): the agent walks the steps, and the
+    scheduler only records their events until the agent hands the job back (``job.ran``)."""
     outputs: dict[str, object] = {}
     error: str | None = None
     cancelled: bool = False

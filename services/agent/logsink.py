@@ -84,7 +84,7 @@ class LogSink:
         for lines in _batches(pending):
             batch = sign_log_batch(self._task.token, LogBatch(
                 run_id=self._task.run_id, job_id=self._task.job_id, step_index=self._task.step.index,
-                attempt=self._task.attempt, seq=self._seq, lines=lines,
+                attempt=self._task.attempt, seq=self._seq, lines=lines, task=self._task.task,
             ))
             msg_id = batch.msg_id()
             self._seq += 1

@@ -1,15 +1,16 @@
-"""The agent: pulls step tasks for its groups, runs them, reports results and logs.
+"""The agent: pulls job tasks for its groups, runs each job's steps, reports results and logs.
 
-Delivery is at least once. The agent acks a task only after its result event is stored, and
-signals "in progress" every ack_wait/3 while the step runs; if the agent dies, JetStream
-redelivers the task to another agent of the group after ``ack_wait``. On a clean shutdown
-(Ctrl-C) running steps are stopped and their tasks handed back (nak) for another agent.
+Delivery is at least once. The agent acks a job task only after the job is handed back
+(``job.ran`` stored), and signals "in progress" every ack_wait/3 while it runs; if the agent
+dies, JetStream redelivers the task after ``ack_wait`` (to another agent of the group, or to
+this agent's own subject when the job is pinned here), which reports it ``interrupted`` for
+the scheduler to decide. On a clean shutdown (Ctrl-C) running steps are stopped and their tasks
+handed back (nak). How a job's steps are walked: ``job.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,26 +23,22 @@ from nats.js.errors import NotFoundError
 from waterflow_common import bus, subjects
 from waterflow_common.agents import kv_stream
 from waterflow_common.auth import agent_inbox_prefix
-from waterflow_common.limits import MAX_STEP_RESULT_BYTES
 from waterflow_common.log import get_logger
 from waterflow_common.pulling import Puller
-from waterflow_common.messages import CancelStep, EventBase, StepFailed, StepStarted, StepSucceeded, StepTask, StepTaskIdentity, encode, utcnow
+from waterflow_common.messages import CancelJob, EventBase, JobRan, StepFailed
 from waterflow_common.settings import AgentSettings
 from waterflow_common.signing import sign_with_token
+from waterflow_common.tasks import JobTask, JobTaskIdentity
 
 from . import processes
-from .logsink import LogSink
+from .job import Ended, JobRun
 from .registration import Registration
-from .executor import execute_step
-from .nodes.registry import agent_registry, default_plugin_dir
-from .runner import step_environment, watch_children_with_pidfd
+from .runner import watch_children_with_pidfd
 
 log = get_logger("waterflow.agent")
-_task_decoder = msgspec.json.Decoder(StepTask)
-_identity_decoder = msgspec.json.Decoder(StepTaskIdentity)
-_cancel_decoder = msgspec.json.Decoder(CancelStep)
-MAX_ERROR_CHARS = 4000
-"""Characters of a step's error message kept in its result (the log has the rest)."""
+_task_decoder = msgspec.json.Decoder(JobTask)
+_identity_decoder = msgspec.json.Decoder(JobTaskIdentity)
+_cancel_decoder = msgspec.json.Decoder(CancelJob)
 
 
 class Agent:
@@ -51,28 +48,33 @@ class Agent:
         self.name = subjects.check_token(settings.agent_name, "agent name")
         self.work_dir = Path(settings.work_dir)
         self._active = 0
-        """Steps running now (at most ``max_concurrent_steps``)."""
+        """Job tasks running now (at most ``max_concurrent_steps``)."""
         self._slot_freed = asyncio.Event()
-        self._cancel_all = asyncio.Event()
+        self.stopping = asyncio.Event()
+        """Set on shutdown: running steps stop and their tasks go back to the queue."""
         self._running: set[asyncio.Task[None]] = set()
         self._pullers: list[Puller] = []
-        self._pinned: dict[asyncio.Task[None], str] = {}
+        self._jobs: dict[str, JobRun] = {}
+        """Job task key -> the job running here (for CancelJob and heartbeats)."""
         self.on_pinned_step: Callable[[], None] = lambda: None
         """Called when a pinned step starts (the registration heartbeats soon)."""
-        self._step_cancels: dict[str, tuple[asyncio.Event, list[str]]] = {}
-        """Task key -> (event that stops the step, reason) for CancelStep commands."""
 
-    def cancel_step(self, command: CancelStep) -> None:
-        """A CancelStep from the scheduler: stop that attempt if it runs here."""
-        entry = self._step_cancels.get(command.key)
-        if entry is not None:
-            entry[1].append(command.reason)
-            entry[0].set()
+    def cancel_job(self, command: CancelJob) -> None:
+        """A CancelJob from the scheduler: stop that job task if it runs here."""
+        job = self._jobs.get(command.key)
+        if job is not None:
+            job.cancel(command.reason, command.withdraw)
 
     @property
     def running_steps(self) -> list[str]:
         """Keys of the step attempts running here now (reported in the heartbeat)."""
-        return sorted(self._step_cancels)
+        return sorted(job.current for job in self._jobs.values() if job.current)
+
+    @property
+    def pinned_steps(self) -> list[str]:
+        """Keys of running steps of jobs that came on this agent's own subject: only this agent
+        can finish them, so if it is lost the scheduler fails them (``agents.fail_lost_steps``)."""
+        return sorted(job.current for job in self._jobs.values() if job.current and job.pinned)
 
     def resubscribe(self) -> None:
         """Make every puller recreate its subscription (called after NATS reconnected)."""
@@ -91,15 +93,11 @@ class Agent:
             while not stop.is_set():
                 # Each puller (one per group, one for the agent's own subject) asks for its share
                 # of the free slots without reserving them, so one puller's long fetch never
-                # keeps a task of another waiting (with one slot, a fan-out task used to wait for
-                # the group's 1-second fetch to expire). If two pullers get tasks for the last
-                # slot at once, the one that comes second hands its task straight back.
-                share = max(1, self.settings.max_concurrent_steps // len(self._pullers))
-                if source.startswith("group "):
-                    # A group task starts a job this agent then keeps (its later steps come on
-                    # this agent's own subject): take new jobs one at a time, so that jobs spread
-                    # over the group's agents instead of piling onto whichever fetched first.
-                    share = 1
+                # keeps a task of another waiting. If two pullers get tasks for the last slot at
+                # once, the one that comes second hands its task straight back. A group task is
+                # a whole job: take them one at a time, so that jobs spread over the group's
+                # agents instead of piling onto whichever fetched first.
+                share = 1 if source.startswith("group ") else max(1, self.settings.max_concurrent_steps // len(self._pullers))
                 free = min(self.settings.max_concurrent_steps - self._active, share)
                 if free <= 0:
                     self._slot_freed.clear()
@@ -120,31 +118,11 @@ class Agent:
         task = asyncio.create_task(self._execute(msg))
         self._running.add(task)
         task.add_done_callback(self._done)
-        if msg.subject == subjects.agent_tasks(self.name):
-            self._track_pinned(task, msg)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._active -= 1
         self._slot_freed.set()
-        self._pinned.pop(task, None)
-
-    def _track_pinned(self, task: asyncio.Task[None], msg: Msg) -> None:
-        """Remember a task only this agent can run (from its own subject) and announce it soon:
-        if this agent dies, the scheduler sees in its last heartbeat what was lost. Announcements
-        are coalesced (one registration write per heartbeat_interval/5: every step after a job's
-        first is such a task, and a write per step halved throughput); a step that started in
-        between comes back to this agent's consumer after ``ack_wait``, where a scheduler drains it."""
-        try:
-            self._pinned[task] = _task_decoder.decode(msg.data).key
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return  # _execute reports and terminates it
-        self.on_pinned_step()
-
-    @property
-    def pinned_steps(self) -> list[str]:
-        """Keys of running steps that came on this agent's own subject (fan-out instances)."""
-        return sorted(self._pinned.values())
 
     async def _execute(self, msg: Msg) -> None:
         try:
@@ -152,80 +130,28 @@ class Agent:
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             await self._report_malformed(msg, error)
             return
-        bound = log.bind(run_id=task.run_id, job=task.job_id, step=task.step.index, attempt=task.attempt)
+        bound = log.bind(run_id=task.run_id, job=task.job.id, task=task.task)
         if msg.metadata.num_delivered and msg.metadata.num_delivered > 1:
-            # Delivered again: whoever had it first may still be running it. Never run a second
-            # copy under the same attempt number: say so, and the scheduler sends a new attempt.
-            bound.warning("step.redelivered", delivered=msg.metadata.num_delivered)
-            await self._publish(sign_with_token(task.token, StepFailed(
-                run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt, agent=self.name,
-                interrupted=True, error=f"interrupted: attempt {task.attempt} was delivered again (the agent running it "
-                                        "stopped answering or handed it back); running it as a new attempt",
+            # Delivered again: whoever had it first stopped answering (or handed it back). Never
+            # run a second copy: say so, and the scheduler decides (``step_rules._interrupted``).
+            bound.warning("job.redelivered", delivered=msg.metadata.num_delivered)
+            await self.publish(sign_with_token(task.token, JobRan(
+                run_id=task.run_id, job_id=task.job.id, task=task.task, agent=self.name, interrupted=True,
             )))
             await msg.ack()
             return
         keepalive = asyncio.create_task(_keep_in_progress(msg, self.settings.ack_wait / 3))
-        # Registered before step.started is published: a cancel sent in answer to it must find the step.
-        cancel, reasons = asyncio.Event(), []
-        self._step_cancels[task.key] = (cancel, reasons)
+        # Registered before step.started is published: a cancel sent in answer to it must find the job.
+        job = self._jobs[task.key] = JobRun(self, task, pinned=msg.subject == subjects.agent_tasks(self.name))
         try:
-            await self._publish(sign_with_token(task.token, StepStarted(
-                run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt, agent=self.name,
-            )))
-            bound.info("step.started")
-            started_at = utcnow()
-            sink = LogSink(self.js, task)
-            workspace = self.work_dir / task.run_id / task.job_id
-            extra = {
-                "CI": "true",
-                "WATERFLOW": "true",
-                "WATERFLOW_RUN_ID": task.run_id,
-                "WATERFLOW_JOB": task.job_id,
-                "WATERFLOW_STEP": str(task.step.index),
-                "WATERFLOW_ATTEMPT": str(task.attempt),
-                "WATERFLOW_AGENT": self.name,
-                "WATERFLOW_GROUP": task.group,
-                "WATERFLOW_WORKSPACE": str(workspace),
-            }
-            stop_on_shutdown = asyncio.create_task(_relay(self._cancel_all, cancel))
-            try:
-                result = await execute_step(
-                    task, workspace=workspace, temp_dir=self.work_dir / "_temp",
-                    env=step_environment(os.environ, task, extra), emit=sink.emit, cancel=cancel,
-                    js=self.js, registry=agent_registry(default_plugin_dir(self.settings)), masker=sink.masker,
-                )
-            finally:
-                stop_on_shutdown.cancel()
-                await sink.close()
-            if self._cancel_all.is_set() and not reasons:
-                bound.info("step.handed_back")
+            ended = await job.run()
+            if ended is Ended.SHUTDOWN:
+                bound.info("job.handed_back")
                 await msg.nak()
-                return
-            result_type = StepSucceeded if result.succeeded else StepFailed
-            masked = sink.masker  # the task's secrets and every ::add-mask:: of the step
-            event: StepSucceeded | StepFailed = result_type(
-                run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
-                agent=self.name, exit_code=result.exit_code, outputs={k: masked(v) for k, v in result.outputs.items()},
-                error=f"cancelled: {reasons[0]}" if reasons else (result.error and masked(result.error[:MAX_ERROR_CHARS])),
-                started_at=started_at, cancelled=bool(reasons),
-                annotations=tuple(msgspec.structs.replace(a, message=masked(a.message)) for a in result.annotations),
-                summary=masked(result.summary) if result.summary else None,
-                **({} if result.succeeded else {"retryable": result.retryable}),
-            )
-            size = len(encode(event))
-            if size > MAX_STEP_RESULT_BYTES:
-                # Too big for one NATS message: it would never be stored and the run would hang.
-                event = StepFailed(
-                    run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt,
-                    agent=self.name, exit_code=result.exit_code, started_at=started_at, retryable=False,
-                    error=(f"the step's outputs are {size} bytes encoded, over the limit of {MAX_STEP_RESULT_BYTES}: "
-                           "pass large data as a file (file/upload) and its name as the output"),
-                )
-            await self._publish(sign_with_token(task.token, event))
-            bound.info("step.finished", exit_code=result.exit_code, ok=result.succeeded)
-            await msg.ack()
+            else:
+                await msg.ack()
         finally:
-            self._step_cancels.pop(task.key, None)
+            self._jobs.pop(task.key, None)
             keepalive.cancel()
 
     async def _report_malformed(self, msg: Msg, error: Exception) -> None:
@@ -238,13 +164,16 @@ class Agent:
         except (msgspec.DecodeError, msgspec.ValidationError):
             await msg.term()
             return
-        await self._publish(sign_with_token(task.token, StepFailed(
-            run_id=task.run_id, job_id=task.job_id, step_index=task.step.index, attempt=task.attempt, agent=self.name,
-            retryable=False, error=f"agent {self.name} could not read this step's task: {str(error)[:500]}",
-        )))
+        reason = f"agent {self.name} could not read this job's task: {str(error)[:500]}"
+        for event in (
+            StepFailed(run_id=task.run_id, job_id=task.job.id, step_index=task.from_step, attempt=task.attempt,
+                       task=task.task, agent=self.name, retryable=False, error=reason),
+            JobRan(run_id=task.run_id, job_id=task.job.id, task=task.task, agent=self.name, next_step=task.from_step + 1),
+        ):
+            await self.publish(sign_with_token(task.token, event))
         await msg.term()
 
-    async def _publish(self, event: EventBase) -> None:
+    async def publish(self, event: EventBase) -> None:
         """Publish an event, retrying until it is stored: a result must never be lost."""
         delay = 0.2
         while True:
@@ -258,15 +187,10 @@ class Agent:
 
     async def shutdown(self) -> None:
         """Stop running steps and hand their tasks back; wake pullers waiting for a slot."""
-        self._cancel_all.set()
+        self.stopping.set()
         self._slot_freed.set()
         if self._running:
             await asyncio.wait(self._running, timeout=15)
-
-
-async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
-    await source.wait()
-    target.set()
 
 
 async def _hand_back(msg: Msg) -> None:
@@ -347,7 +271,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
 
     async def on_control(msg: Msg) -> None:
         try:
-            agent.cancel_step(_cancel_decoder.decode(msg.data))
+            agent.cancel_job(_cancel_decoder.decode(msg.data))
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             log.error("control.malformed", subject=msg.subject, error=str(error))
 

@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import timedelta
 
+from waterflow_common import steps as step_policy
 from waterflow_common import subjects
 from waterflow_common.matrix import from_value as matrix_from_value
 from waterflow_common.expressions import ExpressionError, evaluate_condition, evaluate_value
@@ -21,8 +22,8 @@ from waterflow_common.plan import JobPlan
 from waterflow_common.secrets import mask
 from waterflow_common.state import TERMINAL, JobState, StepState
 
-from . import contexts
-from .rules import IN_PROGRESS, RunRules, minutes
+from waterflow_common import contexts
+from .rules import IN_PROGRESS, RunRules
 
 
 class JobRules(RunRules):
@@ -152,11 +153,14 @@ class JobRules(RunRules):
     def _job_timeout(self, job: JobState) -> float | None:
         """The job's ``timeout-minutes`` (an expression is evaluated over the job's contexts)."""
         job_plan = self.plan.jobs[job.job]
-        return minutes(job_plan.timeout_minutes, lambda: self.contexts.job(job_plan, job))
+        return step_policy.minutes(job_plan.timeout_minutes, lambda: self.contexts.job(job_plan, job))
 
     def continue_job(self, job: JobState) -> None:
-        """Run the job's next step whose ``if`` holds; finish the job when no step is left."""
-        if job.status != "running" or job.is_aggregate:
+        """Run the job's next step whose ``if`` holds; finish the job when no step is left.
+
+        Not while a job task is out: the agent running it walks the steps until it hands the
+        job back (``job.ran``)."""
+        if job.status != "running" or job.is_aggregate or job.task_out:
             return
         job_plan = self.plan.jobs[job.job]
         for step in job.steps:
@@ -171,7 +175,7 @@ class JobRules(RunRules):
                 self._fail_without_running(job, step, f"env: {error}")
                 continue
             try:
-                run_it = evaluate_condition(step_plan.if_ or "", ctx, status=contexts.step_status(self.state, job))
+                run_it = step_policy.should_run(job, step_plan, ctx)
             except ExpressionError as error:
                 self._fail_without_running(job, step, f"step 'if' could not be evaluated: {error}")
                 continue
@@ -255,13 +259,14 @@ class JobRules(RunRules):
         self._complete_job(job, "failed")
 
     def _queue_timed_out(self, job: JobState, step: StepState) -> None:
-        """No agent took the job's queued step in time: fail the job with the waiting reason."""
+        """No agent took the job's task in time: withdraw it and fail the job with the reason."""
         waited = (self.now - (step.dispatched_at or self.now)).total_seconds() / 60
         reason = (f"{job.waiting or f'no agent of group {job.runs_on!r} took the job'}; "
                   f"gave up after {waited:.3g} minutes in the queue")
         step.cancel_requested = True  # an agent that takes the task after all is told to stop
         step.error = reason
         step.finished_at = self.now
+        job.task_out = False
         self._conclude(job, step, "failure")
         job.waiting = None
         self._fail_job(job, reason)
@@ -279,17 +284,27 @@ class JobRules(RunRules):
         self.advance()
 
     def _stop_current_step(self, job: JobState, reason: str) -> None:
+        """Stop what the job is doing: withdraw its task if still queued, tell the agent running
+        it to stop (the agent then runs only the steps that ask for it: ``always()``), or end the
+        durable wait it is in (retry backoff, ``sleep``)."""
         for step in job.steps:
             if step.status == "dispatched":
-                # Still queued: never let it start; if an agent takes it anyway it is told to stop.
+                # Still queued: withdraw the task; an agent that takes it anyway is told to stop.
                 step.cancel_requested = True
                 step.status = "cancelled"
                 step.outcome = step.conclusion = "cancelled"
                 step.finished_at = self.now
-            elif step.status == "running" and step.agent and step.agent != "scheduler":
-                step.cancel_requested = True
-                self.effects.cancel_step(step.agent, job, step, reason)
-            elif step.status in ("retrying", "running"):  # waiting on a timer (backoff or sleep)
+                job.task_out = False
+                return
+        if job.task_out:
+            for step in job.steps:
+                if step.status in ("running", "retrying"):
+                    step.cancel_requested = True
+            if job.agent:
+                self.effects.cancel_job(job.agent, job, reason)
+            return
+        for step in job.steps:
+            if step.status in ("retrying", "running"):  # waiting on a timer (backoff or sleep)
                 step.status = "cancelled"
                 step.outcome = step.conclusion = "cancelled"
                 step.finished_at = self.now

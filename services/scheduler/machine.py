@@ -26,12 +26,14 @@ import msgspec
 from waterflow_common.groups import Fleet
 from waterflow_common.messages import (
     Event,
+    JobRan,
     RunCancelRequested,
     RunCompleted,
     RunCreated,
     RunRetryRequested,
     RunUnblocked,
     StepFailed,
+    StepSkipped,
     StepStarted,
     StepSucceeded,
     TimerFired,
@@ -42,7 +44,7 @@ from waterflow_common.secrets import mask
 from waterflow_common.signing import Signer
 from waterflow_common.state import TERMINAL, RunState
 
-from . import contexts
+from waterflow_common import contexts
 from .job_rules import JobRules, hash_index
 from .rules import DEFAULT_QUEUE_TIMEOUT_MINUTES, IN_PROGRESS, Decisions, Effects
 from .step_rules import MAX_INTERRUPTIONS, StepRules, backoff_delay
@@ -110,6 +112,10 @@ class _Run(JobRules, StepRules):
             self._step_started(event)
         elif isinstance(event, (StepSucceeded, StepFailed)):
             self._step_result(event)
+        elif isinstance(event, StepSkipped):
+            self._step_skipped(event)
+        elif isinstance(event, JobRan):
+            self._job_ran(event)
         elif isinstance(event, TimerFired):
             self._timer(event)
         elif isinstance(event, RunCancelRequested):
@@ -218,6 +224,7 @@ class _Run(JobRules, StepRules):
             if rerun_whole_job and job.affinity:
                 job.agent, job.affinity = None, False  # its workspace is gone: any agent may take it
             job.lost_agent = None
+            job.task_out = False
             for step in job.steps:
                 if step.status != "succeeded" or rerun_whole_job:
                     step.status = "pending"
@@ -240,12 +247,13 @@ def fail_run(
             job.status = "failed"
             job.error = job.error or reason
             job.finished_at = effects.now
+        if job.task_out and job.agent:
+            effects.cancel_job(job.agent, job, reason, withdraw=True)
+        job.task_out = False
         for step in job.steps:
             if not keep_history:
                 step.attempts = []
             if step.status in IN_PROGRESS:
-                if step.agent and step.agent != "scheduler":
-                    effects.cancel_step(step.agent, job, step, reason)
                 step.status = "cancelled"
                 step.cancel_requested = True
                 step.finished_at = effects.now

@@ -9,16 +9,14 @@ its jobs and their matrix/fan-out instances (``job_rules.py``), and each job's s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from waterflow_common import subjects
 from waterflow_common.groups import Fleet
-from waterflow_common.expressions import ExpressionError, evaluate_value
 from waterflow_common.messages import (
-    CancelStep,
+    CancelJob,
     Event,
-    StepTask,
     TimerFired,
     TimerSet,
     encode,
@@ -26,8 +24,9 @@ from waterflow_common.messages import (
 from waterflow_common.plan import JobPlan, Plan
 from waterflow_common.signing import Signer
 from waterflow_common.state import JobState, Outgoing, RunState, StepState
+from waterflow_common.tasks import JobTask
 
-from . import contexts
+from waterflow_common import contexts
 
 
 IN_PROGRESS = frozenset({"dispatched", "running", "retrying"})
@@ -68,7 +67,7 @@ class Effects:
             subject=subjects.event(event.run_id, event.type), msg_id=event.msg_id(), data=encode(event), at=self.now,
         ))
 
-    def task(self, task: StepTask, agent: str | None) -> None:
+    def task(self, task: JobTask, agent: str | None) -> None:
         subject = subjects.agent_tasks(agent) if agent else subjects.group_tasks(task.group)
         self.outgoing.append(Outgoing(subject=subject, msg_id=f"{task.key}:task", data=encode(task), at=self.now))
 
@@ -87,10 +86,12 @@ class Effects:
         ))
         self.event(TimerSet(run_id=run_id, timer_id=timer_id, kind=kind, due_at=due, at=self.now))
 
-    def cancel_step(self, agent: str, job: JobState, step: StepState, reason: str) -> None:
-        command = CancelStep(run_id=self.state.run_id, job_id=job.id, step_index=step.index, attempt=step.attempt, reason=reason)
+    def cancel_job(self, agent: str, job: JobState, reason: str, task: int | None = None, withdraw: bool = False) -> None:
+        """Tell ``agent`` to stop the job task it runs (``withdraw``: and run nothing more of it)."""
+        command = CancelJob(run_id=self.state.run_id, job_id=job.id, task=task or job.task, reason=reason, withdraw=withdraw)
         self.outgoing.append(Outgoing(
-            subject=subjects.agent_control(agent), msg_id=f"{command.key}:cancel", data=encode(command), at=self.now, stored=False,
+            subject=subjects.agent_control(agent), msg_id=f"{command.key}:cancel:{withdraw}:{reason}", data=encode(command),
+            at=self.now, stored=False,
         ))
 
 
@@ -123,23 +124,3 @@ class RunRules:
         if job is None or index is None or not 0 <= index < len(job.steps):
             return None
         return job, job.steps[index]
-
-
-def minutes(value: float | str | None, contexts_of: Callable[[], Mapping[str, object]]) -> float | None:
-    """A ``timeout-minutes`` value: a number, or an expression evaluated now (ValueError names
-    what is wrong with it; 0 or an empty result means no timeout)."""
-    if not isinstance(value, str):
-        return value
-    try:
-        result = evaluate_value(value, contexts_of())
-    except ExpressionError as error:
-        raise ValueError(str(error)) from error
-    if result in (None, ""):
-        return None
-    try:
-        minutes = float(result)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{value} evaluated to {result!r}, not a number of minutes") from None
-    if minutes < 0:
-        raise ValueError(f"{value} evaluated to {minutes:g}, a negative number of minutes")
-    return minutes or None

@@ -55,7 +55,9 @@ from waterflow_common.settings import SchedulerSettings
 from waterflow_common.runstore import RunStore, StateTooLarge, StoredRun, WriteConflict
 from waterflow_common.state import Outgoing, RunState, decode_plan, state_of
 
-from . import contexts, machine
+from waterflow_common import contexts
+
+from . import machine
 from .concurrency import ConcurrencyGroups
 from .machine import Decisions
 

@@ -1,7 +1,14 @@
-"""The step layer of the run state machine: a step is dispatched to an agent (or, for ``sleep``,
-waits on a durable timer), its ``step.started`` and result events are applied, a failure is
-retried with backoff when its policy allows, and the outcome is concluded (``continue-on-error``).
-A redelivered attempt (its agent died under it) becomes a new attempt.
+"""The step layer of the run state machine.
+
+A job's steps run on one agent, sent as one job task (``waterflow_common.tasks``): the scheduler
+dispatches the task at the first step it decides to run, the agent walks the job from there and
+reports every step (started, succeeded, failed — with its own retry and ``continue-on-error``
+decisions —, skipped), and the scheduler records those events until the agent hands the job
+back (``job.ran``). Only then does the scheduler walk the job again: to end it, to wait on a
+durable timer (``sleep``, a long retry backoff) and resume it on the same agent, or to run the
+job's remaining ``always()`` steps after a cancel. A task delivered twice (its agent died) is
+reported ``interrupted``: the step runs again as a new attempt on the agent holding the job's
+workspace, or the job fails when that agent is gone.
 """
 
 from __future__ import annotations
@@ -10,61 +17,70 @@ from datetime import timedelta
 
 import msgspec
 
-from waterflow_common import hashfiles
-from waterflow_common.durations import DURATION_HINT, parse_duration
-from waterflow_common.expressions import ExpressionError, evaluate_value, is_truthy, render
+from waterflow_common import steps as step_policy
+from waterflow_common.expressions import ExpressionError, evaluate_value
 from waterflow_common.messages import (
+    JobRan,
     JobWaiting,
     StepDispatched,
     StepFailed,
-    StepRetrying,
+    StepSkipped,
     StepStarted,
     StepSucceeded,
-    StepTask,
 )
-from waterflow_common.plan import RetryPolicy, StepPlan
+from waterflow_common.plan import StepPlan
 from waterflow_common.secrets import mask
 from waterflow_common.state import TERMINAL, AttemptRecord, JobState, StepState
+from waterflow_common.tasks import JobTask, for_agent
 
-from .rules import RunRules, minutes
+from .rules import IN_PROGRESS, RunRules
 
 MAX_INTERRUPTIONS = 5
 """New attempts a step gets for redeliveries (agents dying under it) before it fails."""
-SLEEP_NODE = "sleep"
 
 
 class StepRules(RunRules):
     """Step life cycle (mixed into ``machine._Run``)."""
+
+    def _reported(self, job: JobState, step: StepState, event: StepStarted | StepSucceeded | StepFailed) -> bool:
+        """Is this an event of the job's current task about the step's current (or next) attempt?"""
+        if event.task != job.task or not job.task_out:
+            return False
+        if step.status in ("dispatched", "running"):
+            return event.attempt == step.attempt
+        # A later step of the task, or the next attempt of a step the agent retries itself.
+        return step.status in ("pending", "retrying") and event.attempt > step.attempt
 
     def _step_started(self, event: StepStarted) -> None:
         found = self._find(event.job_id, event.step_index)
         if found is None:
             return
         job, step = found
-        if step.attempt != event.attempt:
+        if event.task and event.task <= job.task and not (event.task == job.task and job.task_out):
+            # A task given up while queued (cancel, queue timeout) was taken anyway: stop it.
+            self.effects.cancel_job(event.agent, job, "the scheduler withdrew this job task", task=event.task, withdraw=True)
             return
-        if step.status == "dispatched":
-            step.status = "running"
-            step.agent = event.agent
-            step.started_at = event.at
-            job.waiting = None
-            if step.cancel_requested:
-                self.effects.cancel_step(event.agent, job, step, "run cancelled")
-        elif step.status in TERMINAL and step.cancel_requested and step.agent is None:
-            # Ended while queued (cancel, queue timeout), but an agent took the task anyway.
-            step.agent = event.agent
-            self.effects.cancel_step(event.agent, job, step, step.error or "run cancelled")
+        if not self._reported(job, step, event):
+            return
+        step.attempt = event.attempt
+        step.status = "running"
+        step.agent = event.agent
+        step.started_at = event.at
+        step.finished_at = step.exit_code = step.error = None
+        if event.name:
+            step.name = event.name
+        job.waiting = None
+        if job.agent is None:  # job affinity: the agent that took the task keeps the job's workspace
+            job.agent, job.affinity = event.agent, True
 
     def _step_result(self, event: StepSucceeded | StepFailed) -> None:
         found = self._find(event.job_id, event.step_index)
         if found is None:
             return
         job, step = found
-        if step.attempt != event.attempt or step.status not in ("dispatched", "running"):
+        if not self._reported(job, step, event):
             return
-        if isinstance(event, StepFailed) and event.interrupted:
-            self._interrupted(job, step, event)
-            return
+        step.attempt = event.attempt
         step.agent = event.agent
         step.exit_code = event.exit_code
         step.error = event.error
@@ -72,89 +88,125 @@ class StepRules(RunRules):
         step.summary = event.summary
         step.started_at = step.started_at or event.started_at
         step.finished_at = event.at
-        if job.agent is None and event.agent != "scheduler":
-            # Job affinity: the agent that ran the first step runs the rest (its workspace).
+        if job.agent is None:
             job.agent, job.affinity = event.agent, True
         if isinstance(event, StepFailed) and event.agent_lost:
             self._conclude(job, step, "failure")
             job.lost_agent = event.agent
+            job.task_out = False
             self._fail_job(job, f"lost communication with agent {event.agent!r}, which held this job's "
                                 "workspace; retry the run to run the job again")
+            self.continue_job(job)
+            self.advance()
         elif isinstance(event, StepSucceeded):
             step.outputs = dict(event.outputs)
             self._conclude(job, step, "success")
         elif event.cancelled or step.cancel_requested:
             self._conclude(job, step, "cancelled")
-        elif not self._maybe_retry(job, step, event.retryable):
-            self._conclude(job, step, "failure")
-        self.continue_job(job)
-        self.advance()
+        elif event.retry_delay is not None:  # the agent runs the next attempt (now, or after a timer)
+            self._record_attempt(step, "failed")
+            step.status = "retrying"
+        else:
+            self._conclude(job, step, "failure", event.continue_on_error)
 
-    def _interrupted(self, job: JobState, step: StepState, event: StepFailed) -> None:
-        """The attempt was delivered a second time: record it as interrupted, run a new one."""
-        step.attempts.append(AttemptRecord(
-            attempt=step.attempt, status="failed", agent=step.agent, error=event.error,
-            started_at=step.started_at, finished_at=event.at, interrupted=True,
-        ))
-        interruptions = sum(1 for a in step.attempts if a.interrupted)
-        if interruptions > MAX_INTERRUPTIONS:
-            step.error = f"interrupted {interruptions} times; giving up"
-            step.finished_at = self.now
-            self._conclude(job, step, "failure")
-        elif self._dispatch(job, step):
+    def _step_skipped(self, event: StepSkipped) -> None:
+        """A step whose ``if`` the agent running the job found false."""
+        found = self._find(event.job_id, event.step_index)
+        if found is None or not event.task:
+            return  # the scheduler's own skips are already applied
+        job, step = found
+        if event.task != job.task or not job.task_out or step.status != "pending":
             return
+        step.status = "skipped"
+        step.outcome = step.conclusion = "skipped"
+
+    def _job_ran(self, event: JobRan) -> None:
+        """The agent hands the job back: end it, wait, or run it again after an interruption."""
+        job = self.state.jobs.get(event.job_id)
+        if job is None or job.status != "running" or event.task != job.task or not job.task_out:
+            return
+        job.task_out = False
+        if event.interrupted:
+            self._interrupted(job, event.agent)
+        elif event.retry_delay is not None and event.next_step is not None:
+            found = self._find(job.id, event.next_step)
+            if found is not None and found[1].status == "retrying":
+                step = found[1]
+                self.effects.timer("retry", self.now + timedelta(seconds=event.retry_delay), job=job.id,
+                                   step=step.index, attempt=step.attempt)
+                return
         self.continue_job(job)
         self.advance()
 
-    def _conclude(self, job: JobState, step: StepState, outcome: str) -> None:
+    def _interrupted(self, job: JobState, agent: str) -> None:
+        """The job task was delivered again (to ``agent``): whoever had it stopped answering.
+
+        The step it was at becomes an interrupted attempt. If earlier steps ran on another agent,
+        the job's workspace went with that agent: the job fails, saying so (a run retry runs the
+        whole job again). Otherwise the job goes on from that step, as a new attempt."""
+        step = next((s for s in job.steps if s.status in IN_PROGRESS), None)
+        ran_elsewhere = job.agent is not None and job.agent != agent and any(
+            s.status in TERMINAL and s.agent not in (None, "scheduler") for s in job.steps
+        )
+        if step is not None:
+            step.error = (f"interrupted: the job task was delivered again (agent {step.agent or job.agent or '?'} "
+                          "stopped answering or handed it back)")
+            step.finished_at = self.now
+            self._record_attempt(step, "failed", interrupted=True)
+            step.status = "pending"
+        if ran_elsewhere:
+            job.lost_agent = job.agent
+            if step is not None:
+                self._fail_without_running(job, step, step.error or "interrupted")
+            self._fail_job(job, f"lost communication with agent {job.agent!r}, which held this job's workspace; "
+                                "retry the run to run the job again")
+        elif step is not None:
+            if job.affinity and job.agent != agent:
+                job.agent, job.affinity = None, False  # nothing ran there: any agent of the group may take it
+            if sum(1 for a in step.attempts if a.interrupted) > MAX_INTERRUPTIONS:
+                self._fail_without_running(job, step, f"interrupted {MAX_INTERRUPTIONS + 1} times; giving up")
+            else:
+                self._dispatch(job, step)
+                return
+        self.continue_job(job)
+        self.advance()
+
+    def _record_attempt(self, step: StepState, status: str, interrupted: bool = False) -> None:
+        step.attempts.append(AttemptRecord(
+            attempt=step.attempt, status=status, agent=step.agent, exit_code=step.exit_code,  # type: ignore[arg-type]
+            error=step.error, started_at=step.started_at, finished_at=step.finished_at, interrupted=interrupted,
+        ))
+
+    def _conclude(self, job: JobState, step: StepState, outcome: str, continue_on_error: bool | None = None) -> None:
+        """End the step with ``outcome``; a failure's ``continue-on-error`` is the agent's answer
+        when it ran the step, else evaluated here."""
         step.outcome = outcome
-        continue_on_error = self.plan.jobs[job.job].steps[step.index].continue_on_error
-        if outcome == "failure" and isinstance(continue_on_error, str):
+        if outcome == "failure" and continue_on_error is None:
+            step_plan = self.plan.jobs[job.job].steps[step.index]
             try:
-                continue_on_error = is_truthy(evaluate_value(
-                    continue_on_error, self.contexts.step(job, step),
-                ))
-            except ExpressionError as error:
-                step.error = f"{step.error or 'failed'}; continue-on-error: {error}"
-                continue_on_error = False
+                continue_on_error, problem = step_policy.continues_on_error(
+                    step_plan, self.contexts.step(job, step) if isinstance(step_plan.continue_on_error, str) else {},
+                )
+            except ExpressionError as error:  # the step's contexts themselves (its env) failed
+                continue_on_error, problem = False, f"continue-on-error: {error}"
+            if problem:
+                step.error = f"{step.error or 'failed'}; {problem}"
         step.conclusion = "success" if outcome == "failure" and continue_on_error else outcome
         step.status = {"success": "succeeded", "failure": "failed", "cancelled": "cancelled"}[outcome]  # type: ignore[assignment]
-        step.attempts.append(AttemptRecord(
-            attempt=step.attempt, status=step.status, agent=step.agent, exit_code=step.exit_code, error=step.error,
-            started_at=step.started_at, finished_at=step.finished_at,
-        ))
+        self._record_attempt(step, step.status)
 
     def _fail_without_running(self, job: JobState, step: StepState, error: str) -> None:
         step.error = mask(error, self.secrets.values())
         step.finished_at = self.now
         self._conclude(job, step, "failure")
 
-    def _maybe_retry(self, job: JobState, step: StepState, retryable: bool) -> bool:
-        policy = self.plan.jobs[job.job].steps[step.index].retry
-        if policy is None or not retryable or job.cancelled or job.error:
-            return False
-        tried = sum(1 for a in step.attempts if a.attempt > 0) + 1
-        if tried >= policy.attempts:
-            return False
-        step.attempts.append(AttemptRecord(
-            attempt=step.attempt, status="failed", agent=step.agent, exit_code=step.exit_code, error=step.error,
-            started_at=step.started_at, finished_at=step.finished_at,
-        ))
-        delay = backoff_delay(policy, tried)
-        step.status = "retrying"
-        self.effects.event(StepRetrying(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
-                                        attempt=step.attempt, delay=delay, at=self.now))
-        if delay <= 0:
-            self._dispatch(job, step)
-        else:
-            self.effects.timer("retry", self.now + timedelta(seconds=delay), job=job.id, step=step.index, attempt=step.attempt)
-        return True
-
     def _start_step(self, job: JobState, step: StepState, step_plan: StepPlan, ctx: dict[str, object]) -> bool:
-        """Begin a step; False if it could not start (it is then failed and the walk goes on)."""
-        if step_plan.uses and step_plan.uses.split("@")[0] == SLEEP_NODE:
+        """Begin a step whose ``if`` held; False if it could not start (it is then failed and the
+        walk goes on)."""
+        step.name = step_policy.display_name(step_plan, ctx) or step.name
+        if step_policy.is_sleep(step_plan):
             try:
-                seconds = _seconds(evaluate_value(dict(step_plan.with_), ctx).get("seconds", 0))  # type: ignore[union-attr]
+                seconds = step_policy.sleep_seconds(evaluate_value(dict(step_plan.with_), ctx).get("seconds", 0))  # type: ignore[union-attr]
             except (ExpressionError, ValueError) as error:
                 self._fail_without_running(job, step, f"sleep: {error}")
                 return False
@@ -164,33 +216,21 @@ class StepRules(RunRules):
             step.started_at = self.now
             self.effects.timer("sleep", self.now + timedelta(seconds=seconds), job=job.id, step=step.index, attempt=step.attempt)
             return True
-        return self._dispatch(job, step, ctx)
+        return self._dispatch(job, step)
 
-    def _dispatch(self, job: JobState, step: StepState, ctx: dict[str, object] | None = None) -> bool:
+    def _dispatch(self, job: JobState, step: StepState) -> bool:
+        """Send the job, from ``step`` on, as a new job task (to its agent, or its group's queue)."""
         job_plan = self.plan.jobs[job.job]
-        step_plan = job_plan.steps[step.index]
         try:
-            ctx = ctx or self.contexts.step(job, step)
-            concrete = msgspec.structs.replace(  # hashFiles(): left for the agent (hashfiles.py)
-                step_plan,
-                run=None if step_plan.run is None else render(step_plan.run, ctx, hash_files=hashfiles.deferred),
-                with_=evaluate_value(dict(step_plan.with_), ctx, hash_files=hashfiles.deferred) if step_plan.with_ else {},
-            )
+            ctx = self.contexts.job(job_plan, job)
         except ExpressionError as error:
-            self._fail_without_running(job, step, f"expression error: {error}")
+            self._fail_without_running(job, step, f"env: {error}")
             return False
         try:
-            timeout = (
-                minutes(step_plan.timeout_minutes, lambda: ctx) or self._job_timeout(job) or self.plan.timeout_minutes
-            )
+            timeout = self._job_timeout(job) or self.plan.timeout_minutes
         except ValueError as error:
             self._fail_without_running(job, step, f"timeout-minutes: {error}")
             return False
-        if "${{" in step_plan.name:  # a name with expressions is shown evaluated, as on GitHub
-            try:
-                step.name = render(step_plan.name, ctx)
-            except ExpressionError:
-                pass  # keep the name as written: the step itself still runs
         step.attempt += 1
         step.status = "dispatched"
         step.dispatched_at = self.now
@@ -198,16 +238,16 @@ class StepRules(RunRules):
         step.exit_code = None
         step.error = None
         step.agent = None
-        task = StepTask(
-            run_id=self.state.run_id, job_id=job.id, step=concrete, attempt=step.attempt, group=job.runs_on,
-            env=dict(ctx["env"]),  # type: ignore[arg-type]
-            timeout_seconds=None if timeout is None else float(timeout) * 60,
+        job.task += 1
+        job.task_out = True
+        task = JobTask(
+            run_id=self.state.run_id, job=for_agent(job), plan=job_plan, contexts=ctx, task=job.task,
+            from_step=step.index, attempt=step.attempt, tried=step_policy.tried(step), timeout_minutes=timeout,
             mask=sorted(set(self.secrets.values())),
         )
-        task = msgspec.structs.replace(task, token=self.effects.task_token(task.key))
-        self.effects.task(task, job.agent)
+        self.effects.task(msgspec.structs.replace(task, token=self.effects.task_token(task.key)), job.agent)
         self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
-                                          attempt=step.attempt, group=job.runs_on, at=self.now))
+                                          attempt=step.attempt, group=job.runs_on, task=job.task, at=self.now))
         if job.agent is None and self.fleet is not None and not self.healthy(job.runs_on, job_plan):
             self._wait_for_agent(job, step)
         return True
@@ -223,13 +263,4 @@ class StepRules(RunRules):
                            job=job.id, step=step.index, attempt=step.attempt)
 
 
-def backoff_delay(policy: RetryPolicy, failed_attempts: int) -> float:
-    """Seconds before the next attempt after ``failed_attempts`` failures (1 = first retry)."""
-    return min(policy.initial_interval * policy.backoff_coefficient ** (failed_attempts - 1), policy.max_interval)
-
-
-def _seconds(value: object) -> float:
-    seconds = parse_duration(value)
-    if seconds is None:
-        raise ValueError(f"'seconds' must be a duration ({DURATION_HINT}), got {value!r}")
-    return seconds
+backoff_delay = step_policy.backoff_delay

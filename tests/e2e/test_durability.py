@@ -187,7 +187,34 @@ def test_retry_with_backoff_then_success(stack: Stack, tmp_path: Path) -> None:
     assert [a["status"] for a in step["attempts"]] == ["failed", "failed", "succeeded"]
     assert step["attempt"] == 3
     events = [e["type"] for e in client.events(state["id"])]
-    assert events.count("step.retrying") == 2 and events.count("timer.fired") == 2
+    # Short backoffs are waited on the agent running the job: no job task goes back and forth.
+    assert events.count("step.retrying") == 2 and "timer.fired" not in events
+    assert events.count("step.dispatched") == 1 and events.count("job.ran") == 1
+
+
+def test_a_long_retry_backoff_is_a_durable_timer_and_the_job_resumes_on_its_agent(stack: Stack, tmp_path: Path) -> None:
+    """A backoff longer than the agent's ``local_wait_seconds`` is handed to the scheduler's
+    durable timer (the agent process is free meanwhile), and the job resumes on the agent that
+    holds its workspace: a file written by the first step is still there for the retried one."""
+    group = "longwait"
+    stack.start_agent("longwait-1", [group], WATERFLOW_LOCAL_WAIT_SECONDS="0.5")
+    stack.start_agent("longwait-2", [group], WATERFLOW_LOCAL_WAIT_SECONDS="0.5")
+    client = Client(stack.api_url)
+    counter = tmp_path / "count-long"
+    workflow = (
+        f"jobs:\n  b:\n    runs-on: {group}\n    steps:\n"
+        "      - run: echo here > workspace-file.txt\n"
+        "      - retry: {attempts: 3, initial-interval: 1, backoff-coefficient: 1}\n"
+        f"        run: cat workspace-file.txt; echo x >> {counter}; test $(wc -l < {counter}) -ge 3\n"
+    )
+    state = client.wait(client.submit(workflow, "long.yml")["id"], timeout=90)
+    assert state["status"] == "succeeded", state
+    job = state["jobs"]["b"]
+    assert [a["status"] for a in job["steps"][1]["attempts"]] == ["failed", "failed", "succeeded"]
+    assert {s["agent"] for s in job["steps"]} == {job["agent"]}  # every step on the one agent
+    events = [e["type"] for e in client.events(state["id"])]
+    assert events.count("timer.fired") == 2 and events.count("job.ran") == 3  # two waits handed back, then done
+    assert events.count("step.dispatched") == 3
 
 
 def test_durable_sleep_survives_scheduler_restart(fresh_stack: Stack) -> None:

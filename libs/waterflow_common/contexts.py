@@ -103,11 +103,17 @@ def step_contexts(
 ) -> dict[str, Any]:
     """For step-level fields (``if``, ``with``, ``env``, the ``run`` script)."""
     job_plan = plan.jobs[job.job]
-    contexts = job_contexts(state, plan, job_plan, job, secrets, base)
+    return step_contexts_in_job(job_contexts(state, plan, job_plan, job, secrets, base), job_plan, job, step.index)
+
+
+def step_contexts_in_job(job_ctx: Mapping[str, Any], job_plan: JobPlan, job: JobState, index: int) -> dict[str, Any]:
+    """A step's contexts from its job's (:func:`job_contexts`) and the job's steps so far: what
+    the scheduler builds from the run's state, and the agent running the job from its job task."""
+    contexts = dict(job_ctx)
     contexts["env"] = {**contexts["env"], **_evaluated_env(job_plan.env, contexts)}
-    contexts["steps"] = steps_context(job, step.index)
-    contexts["job"] = {"status": job_result_so_far(state, job).lower()}
-    step_plan: StepPlan = job_plan.steps[step.index]
+    contexts["steps"] = steps_context(job, index)
+    contexts["job"] = {"status": job_result_so_far(job).lower()}
+    step_plan: StepPlan = job_plan.steps[index]
     # A step's env may use hashFiles(): computed by the agent, in the workspace (hashfiles.py).
     contexts["env"] = {**contexts["env"], **_evaluated_env(step_plan.env, contexts, hashfiles.deferred)}
     if job.agent:
@@ -146,7 +152,7 @@ class EventContexts:
         return step_contexts(self.state, self.plan, job, step, self.secrets, self.workflow())
 
 
-def job_result_so_far(state: RunState, job: JobState) -> str:
+def job_result_so_far(job: JobState) -> str:
     if job.cancelled or job.error:
         return "cancelled"
     if any(s.conclusion == "failure" for s in job.steps):
@@ -154,9 +160,9 @@ def job_result_so_far(state: RunState, job: JobState) -> str:
     return "success"
 
 
-def step_status(state: RunState, job: JobState) -> JobStatus:
+def step_status(job: JobState) -> JobStatus:
     """What success()/failure()/cancelled() mean for the next step of ``job``."""
-    return JobStatus.from_result(job_result_so_far(state, job))  # type: ignore[arg-type]
+    return JobStatus.from_result(job_result_so_far(job))  # type: ignore[arg-type]
 
 
 def continues_on_error(state: RunState, plan: Plan, job: JobState) -> bool:
