@@ -1,8 +1,9 @@
 """Scheduler rules for fleets: job affinity, lost agents, and run retries of matrices and fan-outs.
 
-A job's steps all run on the agent that ran its first step (as on a GitHub runner); an agent lost
-with a job's workspace fails the job at once; a retry re-runs only what failed, numbering the new
-attempts on so that no task or event of the retry is dropped as a duplicate of the first try.
+A job's steps all run on the agent that took its job task (as on a GitHub runner), and a job
+resumed after a durable wait goes back to that agent; an agent lost with a job's workspace fails
+the job at once; a retry re-runs only what failed, numbering the new attempts and job tasks on
+so that no task or event of the retry is dropped as a duplicate of the first try.
 """
 
 from __future__ import annotations
@@ -11,9 +12,19 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from waterflow_common.messages import JobStarted, RunCreated, RunRetryRequested, StepFailed, StepSucceeded, StepTask
+from test_machine import job_tasks, ran
+from waterflow_common.messages import (
+    JobStarted,
+    RunCreated,
+    RunRetryRequested,
+    StepFailed,
+    StepStarted,
+    StepSucceeded,
+    TimerFired,
+)
 from waterflow_common.plan import JobPlan, Plan, RetryPolicy, StepPlan
 from waterflow_common.state import initial_state
+from waterflow_common.tasks import JobTask
 from waterflow_scheduler import machine
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -28,25 +39,41 @@ def make(*jobs: JobPlan):
     return plan, initial_state("r1", plan, NOW)
 
 
-def tasks(outgoing) -> list[tuple[str, StepTask]]:
-    return [(o.subject, msgspec.json.decode(o.data, type=StepTask)) for o in outgoing if ".tasks." in o.subject]
+def tasks(outgoing) -> list[tuple[str, JobTask]]:
+    return [(o.subject, t) for o, t in zip([o for o in outgoing if ".tasks." in o.subject], job_tasks(outgoing))]
 
 
-def result(cls, job, index, attempt=1, agent="web-2", **kw):
-    return cls(run_id="r1", job_id=job, step_index=index, attempt=attempt, agent=agent, **kw)
+def result(cls, job, index, attempt=1, agent="web-2", task=1, **kw):
+    return cls(run_id="r1", job_id=job, step_index=index, attempt=attempt, agent=agent, task=task, **kw)
 
 
-def test_the_agent_of_the_first_step_runs_every_later_step_and_retry_of_the_job() -> None:
-    policy = RetryPolicy(attempts=2, initial_interval=0)
+def started(job, index, attempt=1, agent="web-2", task=1):
+    return StepStarted(run_id="r1", job_id=job, step_index=index, attempt=attempt, agent=agent, task=task)
+
+
+def apply_all(state, plan, *events, **kw) -> list:
+    out: list = []
+    for event in events:
+        out = machine.apply(state, plan, event, NOW, **kw)
+    return out
+
+
+def test_the_agent_that_took_the_job_runs_every_later_step_and_retry_of_the_job() -> None:
+    policy = RetryPolicy(attempts=2, initial_interval=60)
     plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0), step(1, retry=policy), step(2))))
     out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
     assert [s for s, _ in tasks(out)] == ["wf.tasks.group.web"]  # any agent of the group may take the job
-    out = machine.apply(state, plan, result(StepSucceeded, "j", 0), NOW)
-    assert [s for s, _ in tasks(out)] == ["wf.tasks.agent.web-2"]
-    out = machine.apply(state, plan, result(StepFailed, "j", 1, exit_code=1), NOW)  # retried at once
-    assert [(s, t.attempt) for s, t in tasks(out)] == [("wf.tasks.agent.web-2", 2)]
-    out = machine.apply(state, plan, result(StepSucceeded, "j", 1, attempt=2), NOW)
-    assert [s for s, _ in tasks(out)] == ["wf.tasks.agent.web-2"]
+    out = apply_all(state, plan, started("j", 0), result(StepSucceeded, "j", 0), started("j", 1))
+    assert tasks(out) == [] and state.jobs["j"].agent == "web-2"
+    apply_all(state, plan, result(StepFailed, "j", 1, exit_code=1, retry_delay=60.0))
+    out = machine.apply(state, plan, ran("j", agent="web-2", next_step=1, retry_delay=60.0), NOW)
+    timer = [msgspec.json.decode(o.data, type=TimerFired) for o in out if ".timers." in o.subject][0]
+    out = machine.apply(state, plan, timer, NOW)  # the retry goes back to the agent with the workspace
+    assert [(s, t.from_step, t.attempt, t.task) for s, t in tasks(out)] == [("wf.tasks.agent.web-2", 1, 2, 2)]
+    apply_all(state, plan, result(StepSucceeded, "j", 1, attempt=2, task=2), result(StepSucceeded, "j", 2, task=2),
+              ran("j", task=2, agent="web-2"))
+    assert state.status == "succeeded"
+    assert {s.agent for s in state.jobs["j"].steps} == {"web-2"}
 
 
 def test_a_lost_agent_fails_its_job_at_once_and_a_run_retry_reruns_the_whole_job_anywhere() -> None:
@@ -54,42 +81,40 @@ def test_a_lost_agent_fails_its_job_at_once_and_a_run_retry_reruns_the_whole_job
         step(0), step(1, retry=RetryPolicy(attempts=5)), step(2, if_="${{ always() }}"),
     )))
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
-    machine.apply(state, plan, result(StepSucceeded, "j", 0), NOW)
+    apply_all(state, plan, result(StepSucceeded, "j", 0), started("j", 1))
     out = machine.apply(state, plan, result(StepFailed, "j", 1, agent_lost=True, error="agent web-2 lost"), NOW)
     job = state.jobs["j"]
     assert tasks(out) == []  # no retry, no always() step sent to the lost agent
     assert job.status == "failed" and job.lost_agent == "web-2" and "lost communication" in (job.error or "")
+    assert [s.status for s in job.steps] == ["succeeded", "failed", "skipped"] and not job.task_out
     assert state.status == "failed"
     out = machine.apply(state, plan, RunRetryRequested(run_id="r1"), NOW)
     (subject, task), = tasks(out)
-    assert (subject, task.step.index, task.attempt) == ("wf.tasks.group.web", 0, 2)  # from step 0, any agent
+    assert (subject, task.from_step, task.attempt, task.task) == ("wf.tasks.group.web", 0, 2, 2)  # from step 0, any agent
     assert job.agent is None and job.lost_agent is None
 
 
 def test_a_run_retry_keeps_the_agent_of_a_job_that_failed_on_its_own() -> None:
     plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0), step(1))))
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
-    machine.apply(state, plan, result(StepSucceeded, "j", 0), NOW)
-    machine.apply(state, plan, result(StepFailed, "j", 1, exit_code=2), NOW)
+    apply_all(state, plan, result(StepSucceeded, "j", 0), result(StepFailed, "j", 1, exit_code=2), ran("j", agent="web-2"))
     out = machine.apply(state, plan, RunRetryRequested(run_id="r1"), NOW)
-    assert [(s, t.step.index, t.attempt) for s, t in tasks(out)] == [("wf.tasks.agent.web-2", 1, 2)]
+    assert [(s, t.from_step, t.attempt, t.task) for s, t in tasks(out)] == [("wf.tasks.agent.web-2", 1, 2, 2)]
 
 
 def test_retry_of_a_fan_out_reruns_only_the_failed_servers_with_new_attempt_numbers() -> None:
     plan, state = make(JobPlan(id="h", name="h", runs_on="web", each=True, fail_fast=False, steps=(step(0), step(1))))
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW, directory={"web": ["w1", "w2", "w3"]})
-    for agent in ("w1", "w2", "w3"):
-        machine.apply(state, plan, result(StepSucceeded, f"h-{agent}", 0, agent=agent), NOW)
-    machine.apply(state, plan, result(StepSucceeded, "h-w1", 1, agent="w1"), NOW)
-    machine.apply(state, plan, result(StepFailed, "h-w2", 1, agent="w2"), NOW)
-    machine.apply(state, plan, result(StepSucceeded, "h-w3", 1, agent="w3"), NOW)
+    for agent, second in (("w1", StepSucceeded), ("w2", StepFailed), ("w3", StepSucceeded)):
+        apply_all(state, plan, result(StepSucceeded, f"h-{agent}", 0, agent=agent), result(second, f"h-{agent}", 1, agent=agent),
+                  ran(f"h-{agent}", agent=agent))
     assert state.status == "failed"
     out = machine.apply(state, plan, RunRetryRequested(run_id="r1"), NOW, directory={"web": ["w1", "w3"]})
-    assert [(s, t.job_id, t.step.index, t.attempt) for s, t in tasks(out)] == [("wf.tasks.agent.w2", "h-w2", 1, 2)]
-    started = [msgspec.json.decode(o.data, type=JobStarted) for o in out if o.subject.endswith(".job.started")]
-    assert {(e.job_id, e.run_attempt) for e in started} == {("h", 2), ("h-w2", 2)}
+    assert [(s, t.job.id, t.from_step, t.attempt, t.task) for s, t in tasks(out)] == [("wf.tasks.agent.w2", "h-w2", 1, 2, 2)]
+    started_ = [msgspec.json.decode(o.data, type=JobStarted) for o in out if o.subject.endswith(".job.started")]
+    assert {(e.job_id, e.run_attempt) for e in started_} == {("h", 2), ("h-w2", 2)}
     assert len({o.msg_id for o in out}) == len(out)
-    machine.apply(state, plan, result(StepSucceeded, "h-w2", 1, attempt=2, agent="w2"), NOW)
+    apply_all(state, plan, result(StepSucceeded, "h-w2", 1, attempt=2, agent="w2", task=2), ran("h-w2", task=2, agent="w2"))
     assert state.status == "succeeded"
     assert [a.attempt for a in state.jobs["h-w2"].steps[1].attempts] == [1, 2]
 
@@ -98,18 +123,19 @@ def test_retry_of_a_matrix_right_after_the_failure_dispatches_new_tasks() -> Non
     combos = tuple({"n": n} for n in (1, 2))
     plan, state = make(JobPlan(id="m", name="m", runs_on="g", matrix=combos, fail_fast=False, steps=(step(0),)))
     first = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
-    machine.apply(state, plan, result(StepSucceeded, "m-1", 0), NOW)
-    machine.apply(state, plan, result(StepFailed, "m-2", 0), NOW)
+    apply_all(state, plan, result(StepSucceeded, "m-1", 0), ran("m-1", agent="web-2"))
+    apply_all(state, plan, result(StepFailed, "m-2", 0), ran("m-2", agent="web-2"))
     out = machine.apply(state, plan, RunRetryRequested(run_id="r1"), NOW)
     (subject, task), = tasks(out)
-    assert task.job_id == "m-2" and task.attempt == 2
+    assert (task.job.id, task.attempt, task.task) == ("m-2", 2, 2)
     assert {o.msg_id for o in out}.isdisjoint({o.msg_id for o in first})  # nothing dropped as a duplicate
 
 
 def test_a_job_for_a_group_without_agents_says_it_waits_and_fails_after_the_queue_timeout() -> None:
     from datetime import timedelta
 
-    from waterflow_common.messages import JobWaiting, StepStarted, TimerFired
+    from test_machine import cancels
+    from waterflow_common.messages import JobWaiting
 
     plan, state = make(JobPlan(id="j", name="j", runs_on="nobody", steps=(step(0), step(1, if_="${{ always() }}"))))
     out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW, directory={"web": ["w1"]},
@@ -123,21 +149,19 @@ def test_a_job_for_a_group_without_agents_says_it_waits_and_fails_after_the_queu
     assert state.status == "failed" and job.status == "failed"
     assert "no healthy agent in group 'nobody'" in job.error and "10 minutes" in job.error
     assert [s.status for s in job.steps] == ["failed", "skipped"]
-    # An agent that takes the queued task after all is told to stop.
-    out = machine.apply(state, plan, StepStarted(run_id="r1", job_id="j", step_index=0, attempt=1, agent="late"), NOW)
-    assert [o.subject for o in out if not o.stored] == ["wf.control.agent.late"]
+    # An agent that takes the queued task after all is told to stop and run nothing of it.
+    out = machine.apply(state, plan, started("j", 0, agent="late"), NOW)
+    assert [(s, c.task, c.withdraw) for s, c in cancels(out)] == [("wf.control.agent.late", 1, True)]
 
 
 def test_a_waiting_job_runs_when_an_agent_comes_and_its_queue_timer_is_then_ignored() -> None:
-    from waterflow_common.messages import StepStarted, TimerFired
-
     plan, state = make(JobPlan(id="j", name="j", runs_on="late", steps=(step(0),)))
     out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW, directory={})
     timer, = [msgspec.json.decode(o.data, type=TimerFired) for o in out if ".timers." in o.subject]
-    machine.apply(state, plan, StepStarted(run_id="r1", job_id="j", step_index=0, attempt=1, agent="late-1"), NOW)
+    machine.apply(state, plan, started("j", 0, agent="late-1"), NOW)
     assert state.jobs["j"].waiting is None
     assert machine.apply(state, plan, timer, NOW) == []
-    machine.apply(state, plan, result(StepSucceeded, "j", 0, agent="late-1"), NOW)
+    apply_all(state, plan, result(StepSucceeded, "j", 0, agent="late-1"), ran("j", agent="late-1"))
     assert state.status == "succeeded"
 
 
@@ -149,26 +173,63 @@ def test_no_waiting_is_reported_when_the_group_has_a_healthy_agent_or_the_fleet_
 
 
 def test_a_redelivered_attempt_becomes_a_new_attempt_without_using_a_retry() -> None:
-    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0),)))
+    """web-1 took the job and stopped answering before any step ended; the task, delivered again
+    to web-3, is reported interrupted: the step runs again as a new attempt, on any agent (nothing
+    of the job's workspace is lost), without using the step's ``retry:``."""
+    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0, retry=RetryPolicy(attempts=1)),)))
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
-    from waterflow_common.messages import StepStarted
-
-    machine.apply(state, plan, StepStarted(run_id="r1", job_id="j", step_index=0, attempt=1, agent="web-1"), NOW)
-    out = machine.apply(state, plan, result(StepFailed, "j", 0, agent="web-3", interrupted=True, error="interrupted: again"), NOW)
+    machine.apply(state, plan, started("j", 0, agent="web-1"), NOW)
+    out = machine.apply(state, plan, ran("j", agent="web-3", interrupted=True), NOW)
     (subject, task), = tasks(out)
-    assert (subject, task.attempt) == ("wf.tasks.group.web", 2)  # not pinned by the interrupted report
+    assert (subject, task.from_step, task.attempt, task.task, task.tried) == ("wf.tasks.group.web", 0, 2, 2, 0)
     step_state = state.jobs["j"].steps[0]
-    assert step_state.status == "dispatched" and state.jobs["j"].agent is None
-    assert [(a.attempt, a.agent) for a in step_state.attempts] == [(1, "web-1")]
-    machine.apply(state, plan, result(StepSucceeded, "j", 0, attempt=2, agent="web-3"), NOW)
+    assert step_state.status == "dispatched" and state.jobs["j"].agent is None  # not pinned by the interrupted report
+    assert [(a.attempt, a.agent, a.interrupted) for a in step_state.attempts] == [(1, "web-1", True)]
+    assert machine.apply(state, plan, result(StepSucceeded, "j", 0, agent="web-1"), NOW) == []  # the old task's
+    apply_all(state, plan, result(StepSucceeded, "j", 0, attempt=2, agent="web-3", task=2), ran("j", task=2, agent="web-3"))
     assert state.status == "succeeded"
+
+
+def test_an_interrupted_job_task_redelivered_to_its_own_agent_runs_again_there() -> None:
+    """The agent that held the job (and its workspace) got its own task again (it restarted):
+    the step in progress becomes an interrupted attempt and the job goes on, pinned to it."""
+    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0), step(1), step(2))))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    apply_all(state, plan, started("j", 0, agent="web-1"), result(StepSucceeded, "j", 0, agent="web-1"),
+              started("j", 1, agent="web-1"))
+    out = machine.apply(state, plan, ran("j", agent="web-1", interrupted=True), NOW)
+    (subject, task), = tasks(out)
+    assert (subject, task.from_step, task.attempt, task.task) == ("wf.tasks.agent.web-1", 1, 2, 2)
+    job = state.jobs["j"]
+    assert job.status == "running" and job.agent == "web-1"
+    assert [(a.attempt, a.interrupted) for a in job.steps[1].attempts] == [(1, True)]
+    apply_all(state, plan, result(StepSucceeded, "j", 1, attempt=2, agent="web-1", task=2),
+              result(StepSucceeded, "j", 2, agent="web-1", task=2), ran("j", task=2, agent="web-1"))
+    assert state.status == "succeeded"
+
+
+def test_an_interrupted_job_task_taken_by_another_agent_after_steps_ran_fails_the_job() -> None:
+    """Earlier steps ran on web-1 (the job's workspace is there); the task, delivered again to
+    web-3, cannot go on without it: the job fails, saying it lost communication with web-1."""
+    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0), step(1), step(2, if_="always()"))))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    apply_all(state, plan, started("j", 0, agent="web-1"), result(StepSucceeded, "j", 0, agent="web-1"),
+              started("j", 1, agent="web-1"))
+    out = machine.apply(state, plan, ran("j", agent="web-3", interrupted=True), NOW)
+    assert tasks(out) == []
+    job = state.jobs["j"]
+    assert job.status == "failed" and job.lost_agent == "web-1"
+    assert "lost communication with agent 'web-1'" in (job.error or "")
+    assert [s.status for s in job.steps] == ["succeeded", "failed", "skipped"]
+    assert state.status == "failed"
 
 
 def test_a_step_interrupted_again_and_again_fails_in_the_end() -> None:
     plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0),)))
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
-    for attempt in range(1, machine.MAX_INTERRUPTIONS + 2):
-        machine.apply(state, plan, result(StepFailed, "j", 0, attempt=attempt, interrupted=True, error="interrupted: x"), NOW)
+    for task in range(1, machine.MAX_INTERRUPTIONS + 2):
+        assert state.jobs["j"].task == task
+        machine.apply(state, plan, ran("j", task=task, agent=f"web-{task}", interrupted=True), NOW)
     assert state.status == "failed" and "giving up" in state.jobs["j"].steps[0].error
 
 
