@@ -1,6 +1,8 @@
 """No event can wedge a run: an expression that fails wherever the scheduler evaluates it ends
-the affected step or job with the reason, and any other error while applying an event ends the
-run failed with the reason (running steps are told to stop)."""
+the affected step or job with the reason (one the agent evaluates — a step's script, ``with:`` —
+fails the step there: ``test_machine.agent_result`` reports it as the agent does), and any other
+error while applying an event ends the run failed with the reason (the agent running a job task
+is told to stop)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from waterflow_common.messages import RunCancelRequested, RunCreated, StepStarted, StepSucceeded
+from test_machine import agent_result, cancels, job_tasks, ran
+from waterflow_common.messages import RunCancelRequested, RunCreated, StepStarted
 from waterflow_common.plan import JobPlan, Plan, StepPlan
 from waterflow_common.state import TERMINAL, initial_state
 from waterflow_scheduler import machine
@@ -60,9 +63,11 @@ def test_a_failing_expression_anywhere_ends_the_run_with_the_reason(expression: 
     step_kw.setdefault("run", "echo ok") if "uses" not in step_kw else None
     plan, state = run(JobPlan(id="j", name="j", runs_on="g", steps=(StepPlan(index=0, name="s", **step_kw),), **job_kw),
                       env=env)
-    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
-    if not state.finished:  # the step was dispatched: its result ends the job
-        machine.apply(state, plan, StepSucceeded(run_id="r1", job_id="j", step_index=0, attempt=1, agent="a"), NOW)
+    out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    if not state.finished:  # the job task was dispatched: its agent runs the step (or fails it) and hands the job back
+        (task,) = job_tasks(out)
+        machine.apply(state, plan, agent_result(task, agent="a"), NOW)
+        machine.apply(state, plan, ran("j", agent="a"), NOW)
     assert state.status == "failed", where
     job = state.jobs["j"]
     reasons = " ".join(filter(None, [state.error, job.error, *(s.error or "" for s in job.steps)]))
@@ -74,7 +79,7 @@ def test_an_internal_error_ends_the_run_failed_and_stops_running_steps(monkeypat
     plan, state = run(JobPlan(id="j", name="j", runs_on="g", steps=(StepPlan(index=0, name="s", run="sleep 100"),
                                                                     StepPlan(index=1, name="t", run="echo"))))
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
-    machine.apply(state, plan, StepStarted(run_id="r1", job_id="j", step_index=0, attempt=1, agent="web-1"), NOW)
+    machine.apply(state, plan, StepStarted(run_id="r1", job_id="j", step_index=0, attempt=1, task=1, agent="web-1"), NOW)
 
     def broken(self, event, blocked_by=None):
         raise KeyError("boom")
@@ -82,6 +87,7 @@ def test_an_internal_error_ends_the_run_failed_and_stops_running_steps(monkeypat
     monkeypatch.setattr(machine._Run, "apply", broken)
     out = machine.apply(state, plan, RunCancelRequested(run_id="r1", reason="x"), NOW)
     assert state.status == "failed" and "KeyError" in (state.error or "")
-    assert [o.subject for o in out if not o.stored] == ["wf.control.agent.web-1"]
+    assert [(s, c.task, c.withdraw) for s, c in cancels(out)] == [("wf.control.agent.web-1", 1, True)]
+    assert not state.jobs["j"].task_out
     assert any(o.subject.endswith(".run.completed") for o in out)
     assert [s.status for s in state.jobs["j"].steps] == ["cancelled", "skipped"]
