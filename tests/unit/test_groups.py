@@ -171,21 +171,22 @@ def test_auth_init_is_additive_and_permissions_are_per_agent(tmp_path: Path) -> 
 
 def test_lost_agents_have_their_pinned_steps_reported_failed() -> None:
     from waterflow_common.agents import AgentRecord, lost_step_failures
+    from waterflow_common.messages import step_key
 
     def record(name: str, age: float, pinned: tuple[str, ...], **fields: object) -> AgentRecord:
         info = AgentInfo(name=name, started_at=NOW, heartbeat_at=NOW, heartbeat_interval=1.0,
-                         running_steps=pinned + ("r1:other:0:1",), pinned_steps=pinned, **fields)  # type: ignore[arg-type]
+                         running_steps=pinned + (step_key("r1", "other", 0, 1, 1),), pinned_steps=pinned, **fields)  # type: ignore[arg-type]
         return AgentRecord(info=info, status=agent_status(info, age), seen_at=NOW, age_seconds=age)
 
     records = [
-        record("alive", 2.0, ("r1:check-alive:0:1",)),
-        record("gone", 7.0, ("r1:check-gone:0:1", "r2:x-gone:3:2")),
-        record("already", 60.0, ("r1:check-already:0:1",), lost_at=NOW),
+        record("alive", 2.0, ("r1:check-alive:0:1:1",)),
+        record("gone", 7.0, ("r1:check-gone:0:1:1", "r2:x-gone:3:2:4", "r2:malformed:3:2")),
+        record("already", 60.0, ("r1:check-already:0:1:1",), lost_at=NOW),
     ]
     failures = lost_step_failures(records)
-    assert [(r.info.name, e.run_id, e.job_id, e.step_index, e.attempt) for r, e in failures] == [
-        ("gone", "r1", "check-gone", 0, 1), ("gone", "r2", "x-gone", 3, 2),
-    ]
+    assert [(r.info.name, e.run_id, e.job_id, e.step_index, e.attempt, e.task, e.agent_lost) for r, e in failures] == [
+        ("gone", "r1", "check-gone", 0, 1, 1, True), ("gone", "r2", "x-gone", 3, 2, 4, True),
+    ]  # the job task each step ran in: the scheduler takes only its current task's events
     error = failures[0][1].error or ""
     assert error.startswith("agent gone lost: no heartbeat for 7s")
     assert agent_status(records[2].info, 0.0) == "offline"
