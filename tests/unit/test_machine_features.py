@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 
 from test_machine import agent_result, as_agent, cancels, job_tasks, ran, skipped
 from waterflow_common import steps as step_policy
@@ -164,6 +165,21 @@ def test_a_short_retry_runs_on_within_the_same_job_task() -> None:
     step_state = state.jobs["j"].steps[0]
     assert [(a.attempt, a.status) for a in step_state.attempts] == [(1, "failed"), (2, "succeeded")]
     assert state.status == "succeeded"
+
+
+@pytest.mark.xfail(strict=True, reason="scheduler bug: a cancel between the agent's retrying step.failed and its job.ran is lost")
+def test_a_cancel_before_the_agent_hands_back_for_a_retry_cancels_the_retry() -> None:
+    """The agent reports a failure it will retry after a long backoff and hands the job back; the
+    run is cancelled in between (its CancelJob finds no job on the agent any more). The retry
+    must not run: the step ends cancelled and only ``always()`` steps go on."""
+    plan, state = make(JobPlan(id="j", name="j", runs_on="g", steps=(
+        step(0, retry=RetryPolicy(attempts=3, initial_interval=60)), step(1), step(2, if_="always()"))))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    apply_all(state, plan, started("j", 0), result(StepFailed, "j", 0, exit_code=1, retry_delay=60.0))
+    machine.apply(state, plan, RunCancelRequested(run_id="r1"), NOW)
+    out = machine.apply(state, plan, ran("j", agent="a1", next_step=0, retry_delay=60.0), NOW)
+    assert [t.from_step for t in tasks(out)] == [2] and timers(out) == []
+    assert [s.status for s in state.jobs["j"].steps] == ["cancelled", "skipped", "dispatched"]
 
 
 def test_not_retryable_failure_is_final() -> None:
