@@ -304,6 +304,18 @@ def test_matrix_instances_max_parallel_and_fail_fast() -> None:
     assert state.status == "failed"
 
 
+@pytest.mark.xfail(strict=True, reason="scheduler bug: fail-fast withdraws a sibling's queued task but never walks the sibling again")
+def test_fail_fast_ends_a_sibling_whose_task_is_still_queued() -> None:
+    combos = tuple({"os": o} for o in ("a", "b"))
+    plan, state = make(JobPlan(id="m", name="m", runs_on="g", matrix=combos, fail_fast=True, steps=(step(0),)))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    apply_all(state, plan, result(StepFailed, "m-1", 0), ran("m-1", agent="a1"))  # m-2's task never started
+    sibling = state.jobs["m-2"]
+    assert not sibling.task_out and sibling.steps[0].status == "cancelled"
+    assert sibling.status in ("cancelled", "failed") and state.jobs["m"].status == "failed"
+    assert state.status == "failed"
+
+
 def test_fan_out_runs_once_per_healthy_agent_on_its_own_subject() -> None:
     plan, state = make(JobPlan(id="h", name="h", runs_on="web", each=True, fail_fast=False, steps=(step(0),)))
     out = machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW, directory={"web": ["w2", "w1"]})
