@@ -93,6 +93,8 @@ def load_agent_settings(
         raise UserError("max_concurrent_steps must be at least 1")
     if settings.heartbeat_interval <= 0:
         raise UserError("heartbeat_interval must be a positive number of seconds")
+    if settings.local_wait_seconds < 0:
+        raise UserError("local_wait_seconds must be zero or a positive number of seconds")
     return settings
 
 

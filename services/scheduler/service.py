@@ -140,7 +140,7 @@ class Scheduler:
             return
         async with self._lock(event.run_id):
             try:
-                state, outgoing = await self._apply(event)
+                state, outgoing, changed = await self._apply(event)
             except NotFoundError:
                 log.error("event.unknown_run", run_id=event.run_id, type=event.type)
                 await move_aside(self.js, msg, f"no run {event.run_id} (no plan or state stored)", CONSUMER,
@@ -149,7 +149,7 @@ class Scheduler:
             await self._publish_outbox(state)
             if state.finished:
                 await self._release(state)
-            if outgoing:
+            if changed:
                 self._trace(event, state, outgoing.events)
         await msg.ack()
         if state.finished:
@@ -209,8 +209,9 @@ class Scheduler:
                 await self._publish_outbox(state)
                 return
 
-    async def _apply(self, event: Event) -> tuple[RunState, Decisions]:
-        """Apply the event under optimistic concurrency; return the state and what it decided."""
+    async def _apply(self, event: Event) -> tuple[RunState, Decisions, bool]:
+        """Apply the event under optimistic concurrency; return the state, what it decided, and
+        whether it changed the state (a redelivered event does not)."""
         plan = await self.plan(event.run_id)
         for _ in range(MAX_CONFLICT_RETRIES):
             # The state this scheduler last wrote saves a read; if another scheduler wrote since,
@@ -250,9 +251,9 @@ class Scheduler:
                 if cached and await self.store.revision(event.run_id) != stored.revision:
                     self._states.pop(event.run_id, None)
                     continue
-                return state, Decisions()
+                return state, Decisions(), False
             log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
-            return state, outgoing
+            return state, outgoing, True
         raise RuntimeError(f"run {event.run_id}: too many concurrent updates")
 
     async def _save(self, stored: StoredRun, state: RunState, outgoing: Decisions) -> tuple[StoredRun, Decisions]:

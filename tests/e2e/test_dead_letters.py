@@ -158,12 +158,12 @@ def test_a_task_the_agent_cannot_read_fails_its_step_with_the_reason(stack) -> N
     async def publish_damaged() -> None:
         nc = await nats.connect(stack.nats_url)
         js = nc.jetstream()
-        token = (await load_signer(js)).task_token(f"{run_id}:a:0:1")
-        damaged = {"run_id": run_id, "job_id": "a", "step": {"index": 0}, "attempt": 1, "group": "local", "token": token}
+        token = (await load_signer(js)).task_token(f"{run_id}:a:task:1")
+        damaged = {"run_id": run_id, "job": {"id": "a"}, "task": 1, "from_step": 0, "attempt": 1, "token": token}
         await js.publish(subjects.group_tasks("local"), json.dumps(damaged).encode())
         await nc.close()
 
     asyncio.run(publish_damaged())
     state = poll(lambda: _finished(client, run_id), timeout=60, what="the run to fail")
     step = state["jobs"]["a"]["steps"][0]
-    assert state["status"] == "failed" and "could not read this step's task" in step["error"], step
+    assert state["status"] == "failed" and "could not read this job's task" in step["error"], step

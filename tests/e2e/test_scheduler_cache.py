@@ -14,7 +14,7 @@ import asyncio
 import nats
 
 from waterflow_common import bus, subjects
-from waterflow_common.messages import RunCreated, StepStarted, StepSucceeded
+from waterflow_common.messages import JobRan, RunCreated, StepFailed, StepStarted, TimerFired
 from waterflow_common.runstore import RunStore
 from waterflow_common.secrets import KvSecretProvider
 from waterflow_common.signing import load_signer
@@ -23,7 +23,8 @@ from waterflow_common.state import encode_plan, initial_state
 from waterflow_compiler import compile_workflow
 from waterflow_scheduler.service import Scheduler
 
-WORKFLOW = "jobs:\n  work:\n    runs-on: local\n    steps:\n" + "".join(f"      - run: echo {i}\n" for i in range(3))
+WORKFLOW = ("jobs:\n  work:\n    runs-on: local\n    steps:\n      - run: echo 0\n        retry: {attempts: 2}\n"
+            + "".join(f"      - run: echo {i}\n" for i in range(1, 3)))
 
 
 async def _scheduler(url: str) -> Scheduler:
@@ -47,16 +48,24 @@ def test_an_event_that_looks_stale_to_a_cached_state_is_applied_to_the_current_o
         await (await first.js.key_value(subjects.PLANS_BUCKET)).create("r1", encode_plan(plan))
         await RunStore(first.nc).create(initial_state("r1", plan, created.at))
 
-        await first._apply(created)  # first caches the run: step 0 dispatched
-        await second._apply(StepStarted(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a"))
-        await second._apply(StepSucceeded(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a"))
-        # To first's cache step 1 was never dispatched, so its start looks like nothing to do.
-        state, _ = await first._apply(StepStarted(run_id="r1", job_id="work", step_index=1, attempt=1, agent="a"))
-        assert [s.status for s in state.jobs["work"].steps] == ["succeeded", "running", "pending"]
+        await first._apply(created)  # first caches the run: job task 1 dispatched at step 0
+        # second: attempt 1 fails, the agent hands the job back for a long retry backoff, the
+        # timer fires and job task 2 is dispatched (attempt 2).
+        await second._apply(StepStarted(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a", task=1))
+        await second._apply(StepFailed(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a", task=1,
+                                       exit_code=1, retry_delay=60.0))
+        await second._apply(JobRan(run_id="r1", job_id="work", task=1, agent="a", next_step=0, retry_delay=60.0))
+        await second._apply(TimerFired(run_id="r1", timer_id="retry-work-0-1-1", kind="retry", job_id="work",
+                                       step_index=0, attempt=1, due_at=created.at))
+        # To first's cache task 2 was never dispatched, so its start looks like nothing to do.
+        state, _, changed = await first._apply(StepStarted(run_id="r1", job_id="work", step_index=0, attempt=2,
+                                                           agent="a", task=2))
+        assert changed and [s.status for s in state.jobs["work"].steps] == ["running", "pending", "pending"]
+        assert state.jobs["work"].steps[0].attempt == 2
 
         stored = await RunStore(first.nc).load("r1", plan)
         assert stored is not None
-        assert [s.status for s in stored.state.jobs["work"].steps] == ["succeeded", "running", "pending"]
+        assert [s.status for s in stored.state.jobs["work"].steps] == ["running", "pending", "pending"]
         await first.nc.close()
         await second.nc.close()
 
