@@ -304,7 +304,6 @@ def test_matrix_instances_max_parallel_and_fail_fast() -> None:
     assert state.status == "failed"
 
 
-@pytest.mark.xfail(strict=True, reason="scheduler bug: fail-fast withdraws a sibling's queued task but never walks the sibling again")
 def test_fail_fast_ends_a_sibling_whose_task_is_still_queued() -> None:
     combos = tuple({"os": o} for o in ("a", "b"))
     plan, state = make(JobPlan(id="m", name="m", runs_on="g", matrix=combos, fail_fast=True, steps=(step(0),)))
