@@ -157,8 +157,12 @@ class JobInfo(Model, frozen=True, kw_only=True):
     """The agent that runs every step of the job."""
     affinity: bool = False
     waiting: str | None = None
-    """Why its queued step has not started (no healthy agent in its group)."""
+    """Why its queued job task has not started (no healthy agent in its group)."""
     lost_agent: str | None = None
+    task: int = 0
+    """The number of its latest job task (each resumption after a durable wait is a new one)."""
+    task_out: bool = False
+    """An agent has (or is about to take) the job: it runs the steps until it hands the job back."""
     outputs: dict[str, Any] = {}
     error: str | None = None
     cancelled: bool = False
@@ -278,8 +282,14 @@ class Event(Model, frozen=True, kw_only=True, omit_defaults=True):
     started_at: datetime | None = None
     retryable: bool | None = None
     cancelled: bool | None = None
-    interrupted: bool | None = None
+    retry_delay: float | None = None
+    continue_on_error: bool | None = None
     agent_lost: bool | None = None
+    interrupted: bool | None = None
+    task: int | None = None
+    """The job task an agent's event belongs to."""
+    name: str | None = None
+    next_step: int | None = None
     workflow: str | None = None
     inputs: dict[str, Any] | None = None
     event_name: str | None = None

@@ -234,13 +234,14 @@ class StepFailed(_StepResult, frozen=True, kw_only=True, tag="step.failed"):
     continue_on_error: bool = False
     """The step's ``continue-on-error`` held (evaluated by the agent): the job goes on as if the
     step had succeeded (its conclusion is ``success``)."""
-    interrupted: bool = False
-    """Recorded by the scheduler for an attempt whose job task was delivered again (its agent
-    died or handed it back; see ``JobRan.interrupted``)."""
     agent_lost: bool = False
-    """Reported by a scheduler, not an agent: ``agent`` stopped heartbeating while it held this
+    """Reported by a scheduler, not an agent (its own msg-id: the agent's report of the same
+    attempt may exist): ``agent`` stopped heartbeating while it held this
     step (running or queued on its own subject). The job's workspace went with it, so the job
     fails at once, without retries (as a GitHub job fails when its runner is lost)."""
+
+    def msg_id(self) -> str:
+        return super().msg_id() + (":lost" if self.agent_lost else "")
 
 
 class StepRetrying(_StepAttemptEvent, frozen=True, kw_only=True, tag="step.retrying"):

@@ -85,6 +85,8 @@ class JobRun:
         self._cancel = asyncio.Event()
         self._reasons: list[str] = []
         self._withdrawn = False
+        self._publishing: list[asyncio.Task[None]] = []
+        """Events published and not yet known to be stored (see :meth:`_publish`)."""
         self.log = log.bind(run_id=task.run_id, job=task.job.id, task=task.task)
 
     def cancel(self, reason: str, withdraw: bool) -> None:
@@ -96,6 +98,12 @@ class JobRun:
         self._cancel.set()
 
     async def run(self) -> Ended:
+        try:
+            return await self._walk()
+        finally:
+            await self._stored()
+
+    async def _walk(self) -> Ended:
         task, job, plan = self.task, self.job, self.task.plan
         for index in range(task.from_step, len(job.steps)):
             step, step_plan = job.steps[index], plan.steps[index]
@@ -286,13 +294,26 @@ class JobRun:
         return bool(done)
 
     async def _hand_back(self, next_step: int | None, retry_delay: float | None = None) -> Ended:
+        await self._stored()  # the scheduler acts on job.ran: every step event must be in before it
         await self._publish(JobRan(run_id=self.task.run_id, job_id=self.job.id, task=self.task.task, agent=self.agent.name,
                                    next_step=next_step, retry_delay=retry_delay))
+        await self._stored()
         return Ended.HANDED_BACK
 
     async def _publish(self, event: StepStarted | StepSucceeded | StepFailed | StepSkipped | StepRetrying | JobRan) -> None:
-        if not self._withdrawn:
-            await self.agent.publish(sign_with_token(self.task.token, event))
+        """Publish without waiting for the stream's answer: the step's process starts while its
+        ``step.started`` is on the wire, and the next step while the last result is (messages of
+        one connection are stored in the order they were sent). What was published is known to
+        be stored before the job is handed back (:meth:`_stored`)."""
+        if self._withdrawn:
+            return
+        self._publishing = [p for p in self._publishing if not p.done()]
+        self._publishing.append(asyncio.create_task(self.agent.publish(sign_with_token(self.task.token, event))))
+
+    async def _stored(self) -> None:
+        """Wait until every event published so far is stored (each is retried until it is)."""
+        publishing, self._publishing = self._publishing, []
+        await asyncio.gather(*publishing)
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:

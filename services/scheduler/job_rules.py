@@ -234,6 +234,7 @@ class JobRules(RunRules):
                 elif sibling.status == "running" and sibling is not instance:
                     sibling.error = sibling.error or f"cancelled by fail-fast: {instance.name} failed"
                     self._stop_current_step(sibling, "fail-fast")
+                    self.continue_job(sibling)  # a withdrawn or timer-waiting sibling ends here
         self._fill_slots(aggregate)
         if all(i.status in TERMINAL for i in instances) and aggregate.status == "running":
             for i in instances:

@@ -78,6 +78,10 @@ class StepRules(RunRules):
         if found is None:
             return
         job, step = found
+        if isinstance(event, StepFailed) and event.agent_lost:
+            if event.task == job.task and job.task_out:
+                self._agent_lost(job, event)
+            return
         if not self._reported(job, step, event):
             return
         step.attempt = event.attempt
@@ -90,15 +94,7 @@ class StepRules(RunRules):
         step.finished_at = event.at
         if job.agent is None:
             job.agent, job.affinity = event.agent, True
-        if isinstance(event, StepFailed) and event.agent_lost:
-            self._conclude(job, step, "failure")
-            job.lost_agent = event.agent
-            job.task_out = False
-            self._fail_job(job, f"lost communication with agent {event.agent!r}, which held this job's "
-                                "workspace; retry the run to run the job again")
-            self.continue_job(job)
-            self.advance()
-        elif isinstance(event, StepSucceeded):
+        if isinstance(event, StepSucceeded):
             step.outputs = dict(event.outputs)
             self._conclude(job, step, "success")
         elif event.cancelled or step.cancel_requested:
@@ -108,6 +104,21 @@ class StepRules(RunRules):
             step.status = "retrying"
         else:
             self._conclude(job, step, "failure", event.continue_on_error)
+
+    def _agent_lost(self, job: JobState, event: StepFailed) -> None:
+        """The agent holding the job's task was lost (a scheduler saw it stop heartbeating, or
+        drained its queued task): its workspace is gone, so the job fails at once, naming it.
+        Whatever step the report names, the job's current step is the one that fails."""
+        job.task_out = False
+        job.lost_agent = event.agent
+        step = next((s for s in job.steps if s.status in IN_PROGRESS), None)
+        if step is not None:
+            step.agent = step.agent or event.agent
+            self._fail_without_running(job, step, event.error or f"agent {event.agent!r} lost")
+        self._fail_job(job, f"lost communication with agent {event.agent!r}, which held this job's "
+                            "workspace; retry the run to run the job again")
+        self.continue_job(job)
+        self.advance()
 
     def _step_skipped(self, event: StepSkipped) -> None:
         """A step whose ``if`` the agent running the job found false."""
@@ -132,42 +143,48 @@ class StepRules(RunRules):
             found = self._find(job.id, event.next_step)
             if found is not None and found[1].status == "retrying":
                 step = found[1]
-                self.effects.timer("retry", self.now + timedelta(seconds=event.retry_delay), job=job.id,
-                                   step=step.index, attempt=step.attempt)
-                return
+                if step.cancel_requested or job.cancelled or job.error:  # stopped meanwhile: no next attempt
+                    step.status = "cancelled"
+                    step.outcome = step.conclusion = "cancelled"
+                    step.finished_at = self.now
+                else:
+                    self.effects.timer("retry", self.now + timedelta(seconds=event.retry_delay), job=job.id,
+                                       step=step.index, attempt=step.attempt)
+                    return
         self.continue_job(job)
         self.advance()
 
     def _interrupted(self, job: JobState, agent: str) -> None:
         """The job task was delivered again (to ``agent``): whoever had it stopped answering.
 
-        The step it was at becomes an interrupted attempt. If earlier steps ran on another agent,
-        the job's workspace went with that agent: the job fails, saying so (a run retry runs the
-        whole job again). Otherwise the job goes on from that step, as a new attempt."""
+        If earlier steps ran on another agent, the job's workspace went with that agent: the job
+        fails, saying so (a run retry runs the whole job again). Otherwise the step it was at
+        runs again as a new attempt (its interrupted one kept in the history), on ``agent``."""
         step = next((s for s in job.steps if s.status in IN_PROGRESS), None)
         ran_elsewhere = job.agent is not None and job.agent != agent and any(
             s.status in TERMINAL and s.agent not in (None, "scheduler") for s in job.steps
         )
-        if step is not None:
-            step.error = (f"interrupted: the job task was delivered again (agent {step.agent or job.agent or '?'} "
-                          "stopped answering or handed it back)")
-            step.finished_at = self.now
-            self._record_attempt(step, "failed", interrupted=True)
-            step.status = "pending"
         if ran_elsewhere:
             job.lost_agent = job.agent
             if step is not None:
-                self._fail_without_running(job, step, step.error or "interrupted")
+                self._fail_without_running(job, step, f"interrupted: agent {job.agent!r} stopped answering")
             self._fail_job(job, f"lost communication with agent {job.agent!r}, which held this job's workspace; "
                                 "retry the run to run the job again")
         elif step is not None:
             if job.affinity and job.agent != agent:
                 job.agent, job.affinity = None, False  # nothing ran there: any agent of the group may take it
-            if sum(1 for a in step.attempts if a.interrupted) > MAX_INTERRUPTIONS:
-                self._fail_without_running(job, step, f"interrupted {MAX_INTERRUPTIONS + 1} times; giving up")
-            else:
-                self._dispatch(job, step)
-                return
+            if step.status != "retrying":  # (a retrying step's last attempt is already recorded)
+                step.error = (f"interrupted: the job task was delivered again (agent {step.agent or '?'} "
+                              "stopped answering or handed it back)")
+                step.finished_at = self.now
+                if sum(1 for a in step.attempts if a.interrupted) >= MAX_INTERRUPTIONS:
+                    self._fail_without_running(job, step, f"interrupted {MAX_INTERRUPTIONS + 1} times; giving up")
+                    self.continue_job(job)
+                    self.advance()
+                    return
+                self._record_attempt(step, "failed", interrupted=True)
+            self._dispatch(job, step)
+            return
         self.continue_job(job)
         self.advance()
 

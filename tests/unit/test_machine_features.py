@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-import pytest
 
 from test_machine import agent_result, as_agent, cancels, job_tasks, ran, skipped
 from waterflow_common import steps as step_policy
@@ -167,7 +166,6 @@ def test_a_short_retry_runs_on_within_the_same_job_task() -> None:
     assert state.status == "succeeded"
 
 
-@pytest.mark.xfail(strict=True, reason="scheduler bug: a cancel between the agent's retrying step.failed and its job.ran is lost")
 def test_a_cancel_before_the_agent_hands_back_for_a_retry_cancels_the_retry() -> None:
     """The agent reports a failure it will retry after a long backoff and hands the job back; the
     run is cancelled in between (its CancelJob finds no job on the agent any more). The retry

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import msgspec
-import pytest
 
 from test_machine import job_tasks, ran
 from waterflow_common.messages import (
@@ -95,7 +94,6 @@ def test_a_lost_agent_fails_its_job_at_once_and_a_run_retry_reruns_the_whole_job
     assert job.agent is None and job.lost_agent is None
 
 
-@pytest.mark.xfail(strict=True, reason="scheduler bug: an agent_lost failure naming a step that already ended is ignored")
 def test_a_lost_agent_reported_on_a_step_that_had_ended_still_fails_its_job() -> None:
     """The lost agent's last heartbeat listed step 0 (or the drained job task names its first
     step), but the agent had finished it and moved on before it died: the job task is still the
