@@ -359,7 +359,7 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
 
     The payload is the original bytes as text, cut at ``limits.DEAD_LETTER_PAYLOAD_BYTES``. Only
     events and trigger fires are ever moved aside, and neither carries secret values (those reach
-    only a ``StepTask``, which is never dead-lettered: see docs/troubleshooting.md)."""
+    only a job task (``tasks.JobTask``), which is never dead-lettered: see docs/troubleshooting.md)."""
 
     subject: str
     """Where the message was published (``wf.events.<run>.<type>``, ``wf.triggers.fired.<id>``)."""

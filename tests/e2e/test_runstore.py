@@ -215,7 +215,7 @@ jobs:
 
 def _fan_out_state(agents: int):  # type: ignore[no-untyped-def]
     """A fan-out run whose instances the state machine has just made (one per agent)."""
-    from waterflow_common.messages import RunCreated, StepStarted, StepSucceeded
+    from waterflow_common.messages import JobRan, RunCreated, StepStarted, StepSucceeded
     from waterflow_scheduler import machine
 
     plan, diagnostics = compile_workflow(FAN_OUT, "fan.yml")
@@ -224,19 +224,24 @@ def _fan_out_state(agents: int):  # type: ignore[no-untyped-def]
     state = initial_state("r1", plan, created.at)
     directory = {"web": [f"web-{i:04d}" for i in range(agents)]}
     machine.apply(state, plan, created, directory=directory)
-    machine.apply(state, plan, StepStarted(run_id="r1", job_id="prepare", step_index=0, attempt=1, agent="a"), directory=directory)
-    return plan, state, lambda: machine.apply(
-        state, plan, StepSucceeded(run_id="r1", job_id="prepare", step_index=0, attempt=1, agent="a"), directory=directory,
+    machine.apply(state, plan, StepStarted(run_id="r1", job_id="prepare", step_index=0, attempt=1, agent="a", task=1),
+                  directory=directory)
+    machine.apply(state, plan, StepSucceeded(run_id="r1", job_id="prepare", step_index=0, attempt=1, agent="a", task=1),
+                  directory=directory)
+    return plan, state, lambda: machine.apply(  # the agent hands the job back: the fan-out starts
+        state, plan, JobRan(run_id="r1", job_id="prepare", task=1, agent="a"), directory=directory,
     )
 
 
 def _finish_instance(state, plan, instance_id: str) -> None:  # type: ignore[no-untyped-def]
-    from waterflow_common.messages import StepStarted, StepSucceeded
+    """The agent of one fan-out instance runs both its steps (one job task) and hands it back."""
+    from waterflow_common.messages import JobRan, StepStarted, StepSucceeded
     from waterflow_scheduler import machine
 
     for index in range(2):
         for event in (StepStarted, StepSucceeded):
-            machine.apply(state, plan, event(run_id="r1", job_id=instance_id, step_index=index, attempt=1, agent="a"))
+            machine.apply(state, plan, event(run_id="r1", job_id=instance_id, step_index=index, attempt=1, agent="a", task=1))
+    machine.apply(state, plan, JobRan(run_id="r1", job_id=instance_id, task=1, agent="a"))
 
 
 def test_fan_out_instances_have_keys_of_their_own_and_come_back_in_order(nats_url: str) -> None:
@@ -294,16 +299,19 @@ def test_a_fan_out_wider_than_a_batch_is_listed_only_once_all_its_instances_are_
 
 
 def test_instances_made_again_by_a_retry_overwrite_the_ones_left_behind(nats_url: str) -> None:
-    from waterflow_common.messages import RunRetryRequested, StepFailed, StepStarted, StepSucceeded
+    from waterflow_common.messages import JobRan, RunRetryRequested, StepFailed, StepSkipped, StepStarted, StepSucceeded
     from waterflow_scheduler import machine
 
     plan, state, finish_prepare = _fan_out_state(agents=2)
     directory = {"web": ["web-0000", "web-0001"]}
 
+    def apply(event) -> None:  # type: ignore[no-untyped-def]
+        machine.apply(state, plan, event, directory=directory)
+
     def step(job: str, index: int, ok: bool, attempt: int = 1) -> None:
-        machine.apply(state, plan, StepStarted(run_id="r1", job_id=job, step_index=index, attempt=attempt, agent="a"), directory=directory)
+        apply(StepStarted(run_id="r1", job_id=job, step_index=index, attempt=attempt, agent="a", task=1))
         result = StepSucceeded if ok else StepFailed
-        machine.apply(state, plan, result(run_id="r1", job_id=job, step_index=index, attempt=attempt, agent="a"), directory=directory)
+        apply(result(run_id="r1", job_id=job, step_index=index, attempt=attempt, agent="a", task=1))
 
     async def scenario() -> None:
         nc, store = await _store(nats_url)
@@ -311,7 +319,10 @@ def test_instances_made_again_by_a_retry_overwrite_the_ones_left_behind(nats_url
         finish_prepare()
         step("everywhere-web-0000", 0, ok=True)
         step("everywhere-web-0000", 1, ok=True)
+        apply(JobRan(run_id="r1", job_id="everywhere-web-0000", task=1, agent="a"))
         step("everywhere-web-0001", 0, ok=False)
+        apply(StepSkipped(run_id="r1", job_id="everywhere-web-0001", step_index=1, reason="condition false", task=1))
+        apply(JobRan(run_id="r1", job_id="everywhere-web-0001", task=1, agent="a"))
         assert state.status == "failed"
         stored = await store.save(stored, state)
         machine.apply(state, plan, RunRetryRequested(run_id="r1"), directory=directory)
