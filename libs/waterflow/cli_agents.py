@@ -56,7 +56,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group", action="append", help="server group; repeat for several")
     parser.add_argument("--label", action="append", metavar="KEY=VALUE", help="label; repeat for several")
     parser.add_argument("--work-dir")
-    parser.add_argument("--max-concurrent", type=int, help="steps run at once")
+    parser.add_argument("--max-concurrent", type=int, help="jobs run at once (each runs its steps one after another; default 4)")
     parser.add_argument("--plugin-dir", help="directory of custom node plugins (watched; default: plugins/ beside the work dir)")
     parser.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats (default 5)")
     parser.add_argument("--config", help="agent.yml with settings (env WATERFLOW_CONFIG)")

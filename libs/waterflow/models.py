@@ -95,6 +95,8 @@ class Attempt(Model, frozen=True, kw_only=True):
     finished_at: datetime | None = None
     interrupted: bool = False
     """The attempt died with its agent or by a restart, not by its own exit code."""
+    run_attempt: int = 0
+    """The run's attempt it belongs to (each run retry gives a step its ``retry:`` budget again)."""
 
 
 class StepInfo(Model, frozen=True, kw_only=True):

@@ -50,6 +50,8 @@ class AttemptRecord(msgspec.Struct, kw_only=True):
     finished_at: datetime | None = None
     interrupted: bool = False
     """Delivered a second time (its agent died or handed it back): replaced by a new attempt."""
+    run_attempt: int = 0
+    """The run's attempt it belongs to (each run retry gives a step its ``retry:`` budget again)."""
 
 
 class StepState(msgspec.Struct, kw_only=True):

@@ -71,9 +71,10 @@ def continues_on_error(step: StepPlan, ctx: dict[str, object]) -> tuple[bool, st
         return False, f"continue-on-error: {error}"
 
 
-def tried(step: StepState) -> int:
-    """Failed attempts of the step that count against its ``retry:`` (redeliveries do not)."""
-    return sum(1 for a in step.attempts if a.status == "failed" and not a.interrupted)
+def tried(step: StepState, run_attempt: int) -> int:
+    """Failed attempts of the step in this attempt of the run, which count against its
+    ``retry:`` (redeliveries do not; a run retry starts the count again)."""
+    return sum(1 for a in step.attempts if a.status == "failed" and not a.interrupted and a.run_attempt == run_attempt)
 
 
 def retry_delay(policy: RetryPolicy | None, failed_attempts: int, retryable: bool) -> float | None:

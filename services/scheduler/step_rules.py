@@ -192,6 +192,7 @@ class StepRules(RunRules):
         step.attempts.append(AttemptRecord(
             attempt=step.attempt, status=status, agent=step.agent, exit_code=step.exit_code,  # type: ignore[arg-type]
             error=step.error, started_at=step.started_at, finished_at=step.finished_at, interrupted=interrupted,
+            run_attempt=self.state.attempt,
         ))
 
     def _conclude(self, job: JobState, step: StepState, outcome: str, continue_on_error: bool | None = None) -> None:
@@ -259,7 +260,7 @@ class StepRules(RunRules):
         job.task_out = True
         task = JobTask(
             run_id=self.state.run_id, job=for_agent(job), plan=job_plan, contexts=ctx, task=job.task,
-            from_step=step.index, attempt=step.attempt, tried=step_policy.tried(step), timeout_minutes=timeout,
+            from_step=step.index, attempt=step.attempt, tried=step_policy.tried(step, self.state.attempt), timeout_minutes=timeout,
             mask=sorted(set(self.secrets.values())),
         )
         self.effects.task(msgspec.structs.replace(task, token=self.effects.task_token(task.key)), job.agent)

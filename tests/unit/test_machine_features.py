@@ -283,6 +283,19 @@ def test_retry_of_failed_run_resumes_from_the_failed_step() -> None:
     assert machine.apply(state, plan, RunRetryRequested(run_id="r1"), NOW) == []  # nothing to retry
 
 
+def test_a_run_retry_gives_a_step_its_retry_budget_again() -> None:
+    """A step that used up its ``retry:`` attempts fails the run; retrying the run sends it with
+    ``tried`` 0 (the earlier failures belong to run attempt 1), so the agent retries it again."""
+    plan, state = make(JobPlan(id="j", name="j", runs_on="g", steps=(step(0, retry=RetryPolicy(attempts=2)),)))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    apply_all(state, plan, started("j", 0), result(StepFailed, "j", 0, exit_code=1, retry_delay=1.0),
+              started("j", 0, attempt=2), result(StepFailed, "j", 0, attempt=2, exit_code=1), ran("j", agent="a1"))
+    assert state.status == "failed"
+    assert [(a.attempt, a.run_attempt) for a in state.jobs["j"].steps[0].attempts] == [(1, 1), (2, 1)]
+    (task,) = tasks(machine.apply(state, plan, RunRetryRequested(run_id="r1"), NOW))
+    assert (task.attempt, task.task, task.tried) == (3, 2, 0)
+
+
 def test_matrix_instances_max_parallel_and_fail_fast() -> None:
     combos = tuple({"os": o} for o in ("a", "b", "c"))
     plan, state = make(
