@@ -125,37 +125,70 @@ class Scheduler:
 
     async def handle(self, msg: Msg) -> None:
         """Handle one event message end to end, acking it only when its effects are published."""
+        event = await self._accepted(msg)
+        if event is not None:
+            await self._handle_events([(msg, event)])
+
+    async def handle_run(self, msgs: list[Msg]) -> None:
+        """Handle messages of one run, in order. The events are applied to the run's state
+        together and it is written once (an agent running a job publishes its step events in
+        bursts: one state write per burst instead of per event). If that fails, each event is
+        handled on its own, so a poison event is found and moved aside alone."""
+        accepted = [(msg, event) for msg in msgs if (event := await self._accepted(msg)) is not None]
+        if len(accepted) > 1 and len({event.run_id for _, event in accepted}) == 1:
+            try:
+                await self._handle_events(accepted)
+                return
+            except Exception as error:
+                log.info("events.one_by_one", run_id=accepted[0][1].run_id, error=f"{type(error).__name__}: {error}"[:300])
+        for msg, event in accepted:
+            try:
+                await self._handle_events([(msg, event)])
+            except Exception as error:
+                await self.handle_failure(msg, error)
+
+    async def _accepted(self, msg: Msg) -> Event | None:
+        """The message's event, or None when it was moved aside (malformed, or forged)."""
         try:
             event = decode_event(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             log.error("event.malformed", subject=msg.subject, seq=msg.metadata.sequence.stream, error=str(error))
             await move_aside(self.js, msg, f"malformed event: {error}", CONSUMER, _run_of(msg.subject))
-            return
+            return None
         if not self.signer.verify(event):
             # Not from a service, nor from the agent the task went to: a forged or planted event.
             log.warning("security.forged_event", subject=msg.subject, type=event.type, run_id=event.run_id,
                         agent=getattr(event, "agent", None), seq=msg.metadata.sequence.stream)
             await move_aside(self.js, msg, "forged: its proof does not check out (security.forged_event)", CONSUMER,
                              _run_of(msg.subject))
-            return
-        async with self._lock(event.run_id):
+            return None
+        return event
+
+    async def _handle_events(self, accepted: list[tuple[Msg, Event]]) -> None:
+        """Apply events of one run, publish what they decided, then ack them."""
+        run_id = accepted[0][1].run_id
+        events = [event for _, event in accepted]
+        async with self._lock(run_id):
             try:
-                state, outgoing, changed = await self._apply(event)
+                state, outgoing, changed = await self._apply(events)
             except NotFoundError:
-                log.error("event.unknown_run", run_id=event.run_id, type=event.type)
-                await move_aside(self.js, msg, f"no run {event.run_id} (no plan or state stored)", CONSUMER,
-                                 _run_of(msg.subject))
+                if len(accepted) > 1:
+                    raise
+                msg, event = accepted[0]
+                log.error("event.unknown_run", run_id=run_id, type=event.type)
+                await move_aside(self.js, msg, f"no run {run_id} (no plan or state stored)", CONSUMER, _run_of(msg.subject))
                 return
             await self._publish_outbox(state)
             if state.finished:
                 await self._release(state)
             if changed:
-                self._trace(event, state, outgoing.events)
-        await msg.ack()
+                self._trace(events, state, outgoing.events)
+        for msg, _ in accepted:
+            await msg.ack()
         if state.finished:
-            self._plans.pop(event.run_id, None)
-            self._states.pop(event.run_id, None)
-            self._secret_names.pop(event.run_id, None)
+            self._plans.pop(run_id, None)
+            self._states.pop(run_id, None)
+            self._secret_names.pop(run_id, None)
 
     async def handle_failure(self, msg: Msg, error: Exception) -> None:
         """An event that could not be handled: try again later (NATS may be away), but never
@@ -209,52 +242,57 @@ class Scheduler:
                 await self._publish_outbox(state)
                 return
 
-    async def _apply(self, event: Event) -> tuple[RunState, Decisions, bool]:
-        """Apply the event under optimistic concurrency; return the state, what it decided, and
-        whether it changed the state (a redelivered event does not)."""
-        plan = await self.plan(event.run_id)
+    async def _apply(self, events: list[Event]) -> tuple[RunState, Decisions, bool]:
+        """Apply events of one run under optimistic concurrency; return the state, what they
+        decided, and whether they changed the state (redelivered events do not)."""
+        run_id = events[0].run_id
+        plan = await self.plan(run_id)
         for _ in range(MAX_CONFLICT_RETRIES):
             # The state this scheduler last wrote saves a read; if another scheduler wrote since,
             # the revision checks of the write fail and the state is read afresh. Popped, so that
             # a failure half-way through apply() cannot leave a half-changed state cached.
-            stored = self._states.pop(event.run_id, None)
+            stored = self._states.pop(run_id, None)
             cached = stored is not None
             if stored is None:
-                stored = await self.store.load(event.run_id, plan)
-            if stored is None and isinstance(event, RunCreated):
+                stored = await self.store.load(run_id, plan)
+            created = next((e for e in events if isinstance(e, RunCreated)), None)
+            if stored is None and created is not None:
                 # The API died between announcing the run and storing its first state.
                 try:
-                    await self.store.create(state_of(event, plan))
+                    await self.store.create(state_of(created, plan))
                 except KeyWrongLastSequenceError:
                     pass  # the API (or another scheduler) stored it meanwhile
-                stored = await self.store.load(event.run_id, plan)
+                stored = await self.store.load(run_id, plan)
             if stored is None:
                 raise NotFoundError
             state = stored.state
-            blocked_by = await self._admit(state, plan, event)
-            outgoing = machine.apply(
-                state, plan, event, directory=await self._fleet(), blocked_by=blocked_by,
-                secrets=await self._secrets(event.run_id), defined_groups=frozenset(self.groups.definitions()),
-                queue_timeout_minutes=self.settings.queue_timeout_minutes, signer=self.signer,
-            )
+            outgoing = Decisions()
+            for event in events:
+                decided = machine.apply(
+                    state, plan, event, directory=await self._fleet(), blocked_by=await self._admit(state, plan, event),
+                    secrets=await self._secrets(run_id), defined_groups=frozenset(self.groups.definitions()),
+                    queue_timeout_minutes=self.settings.queue_timeout_minutes, signer=self.signer,
+                )
+                outgoing.extend(decided)
+                outgoing.events.extend(decided.events)
             state.outbox = self._prune(state) + list(outgoing)
             try:
                 saved, outgoing = await self._save(stored, state, outgoing)
             except WriteConflict:
-                log.debug("state.conflict", run_id=event.run_id)
+                log.debug("state.conflict", run_id=run_id)
                 continue
-            self._states[event.run_id] = saved
+            self._states[run_id] = saved
             if saved is stored:
-                # Nothing to write. Against a state read just now the event really changes
-                # nothing (a redelivery); against the cache it may only look so because another
-                # scheduler has moved the run on: make sure before the event is acked.
-                if cached and await self.store.revision(event.run_id) != stored.revision:
-                    self._states.pop(event.run_id, None)
+                # Nothing to write. Against a state read just now the events really change
+                # nothing (redeliveries); against the cache it may only look so because another
+                # scheduler has moved the run on: make sure before the events are acked.
+                if cached and await self.store.revision(run_id) != stored.revision:
+                    self._states.pop(run_id, None)
                     continue
                 return state, Decisions(), False
-            log.debug("event.applied", run_id=event.run_id, type=event.type, status=state.status)
+            log.debug("event.applied", run_id=run_id, types=[e.type for e in events], status=state.status)
             return state, outgoing, True
-        raise RuntimeError(f"run {event.run_id}: too many concurrent updates")
+        raise RuntimeError(f"run {run_id}: too many concurrent updates")
 
     async def _save(self, stored: StoredRun, state: RunState, outgoing: Decisions) -> tuple[StoredRun, Decisions]:
         """Store the state; one that no longer fits ends the run failed, saying why."""
@@ -266,14 +304,15 @@ class Scheduler:
             state.outbox = list(outgoing)
             return await self.store.save(stored, state), outgoing
 
-    def _trace(self, event: Event, state: RunState, decided: list[Event]) -> None:
-        """Spans for what this event finished: a step attempt, jobs, the run."""
-        if isinstance(event, (StepSucceeded, StepFailed, TimerFired)) and event.job_id in state.jobs:
-            job = state.jobs[event.job_id]
-            if event.step_index is not None and 0 <= event.step_index < len(job.steps):
-                step = job.steps[event.step_index]
-                if step.finished_at is not None:
-                    self.tracer.step_finished(state, job, step)
+    def _trace(self, events: list[Event], state: RunState, decided: list[Event]) -> None:
+        """Spans for what these events finished: step attempts, jobs, the run."""
+        for event in events:
+            if isinstance(event, (StepSucceeded, StepFailed, TimerFired)) and event.job_id in state.jobs:
+                job = state.jobs[event.job_id]
+                if event.step_index is not None and 0 <= event.step_index < len(job.steps):
+                    step = job.steps[event.step_index]
+                    if step.finished_at is not None:
+                        self.tracer.step_finished(state, job, step)
         for decided_event in decided:
             if isinstance(decided_event, JobCompleted):
                 self.tracer.job_finished(state, state.jobs[decided_event.job_id])
@@ -425,10 +464,9 @@ async def _handle_batch(scheduler: Scheduler, msgs: list[Msg]) -> None:
         by_run[subjects.run_id_of(msg.subject)].append(msg)
 
     async def one_run(run_msgs: list[Msg]) -> None:
-        for msg in run_msgs:
-            try:
-                await scheduler.handle(msg)
-            except Exception as error:
-                await scheduler.handle_failure(msg, error)
+        try:
+            await scheduler.handle_run(run_msgs)
+        except Exception as error:  # NATS away while moving a message aside: they all come back
+            log.warning("events.not_handled", count=len(run_msgs), error=str(error) or type(error).__name__)
 
     await asyncio.gather(*(one_run(m) for m in by_run.values()))

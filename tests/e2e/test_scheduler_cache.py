@@ -48,18 +48,19 @@ def test_an_event_that_looks_stale_to_a_cached_state_is_applied_to_the_current_o
         await (await first.js.key_value(subjects.PLANS_BUCKET)).create("r1", encode_plan(plan))
         await RunStore(first.nc).create(initial_state("r1", plan, created.at))
 
-        await first._apply(created)  # first caches the run: job task 1 dispatched at step 0
+        await first._apply([created])  # first caches the run: job task 1 dispatched at step 0
         # second: attempt 1 fails, the agent hands the job back for a long retry backoff, the
         # timer fires and job task 2 is dispatched (attempt 2).
-        await second._apply(StepStarted(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a", task=1))
-        await second._apply(StepFailed(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a", task=1,
-                                       exit_code=1, retry_delay=60.0))
-        await second._apply(JobRan(run_id="r1", job_id="work", task=1, agent="a", next_step=0, retry_delay=60.0))
-        await second._apply(TimerFired(run_id="r1", timer_id="retry-work-0-1-1", kind="retry", job_id="work",
-                                       step_index=0, attempt=1, due_at=created.at))
+        await second._apply([
+            StepStarted(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a", task=1),
+            StepFailed(run_id="r1", job_id="work", step_index=0, attempt=1, agent="a", task=1, exit_code=1, retry_delay=60.0),
+            JobRan(run_id="r1", job_id="work", task=1, agent="a", next_step=0, retry_delay=60.0),
+        ])  # applied together, as a burst of one run's events is
+        await second._apply([TimerFired(run_id="r1", timer_id="retry-work-0-1-1", kind="retry", job_id="work",
+                                        step_index=0, attempt=1, due_at=created.at)])
         # To first's cache task 2 was never dispatched, so its start looks like nothing to do.
-        state, _, changed = await first._apply(StepStarted(run_id="r1", job_id="work", step_index=0, attempt=2,
-                                                           agent="a", task=2))
+        state, _, changed = await first._apply([StepStarted(run_id="r1", job_id="work", step_index=0, attempt=2,
+                                                            agent="a", task=2)])
         assert changed and [s.status for s in state.jobs["work"].steps] == ["running", "pending", "pending"]
         assert state.jobs["work"].steps[0].attempt == 2
 
