@@ -10,7 +10,9 @@ and re-apply. The decided messages are stored in the state's outbox in that same
 (with a ``Nats-Msg-Id``, so a second publish is dropped), and only then is the event acked. A
 scheduler killed at any point leaves either an unacked event (redelivered, re-applied as a no-op,
 its outbox published) or a finished one. Outbox entries are removed by the next write of a
-scheduler that has published them itself.
+scheduler that has published them itself. Events of one run fetched together (the burst of step
+events an agent publishes while it runs a job) go through this as one: applied in order, one
+write, acked together.
 """
 
 from __future__ import annotations

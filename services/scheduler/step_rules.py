@@ -266,13 +266,17 @@ class StepRules(RunRules):
         self.effects.task(msgspec.structs.replace(task, token=self.effects.task_token(task.key)), job.agent)
         self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
                                           attempt=step.attempt, group=job.runs_on, task=job.task, at=self.now))
-        if job.agent is None and self.fleet is not None and not self.healthy(job.runs_on, job_plan):
-            self._wait_for_agent(job, step)
+        if self.fleet is not None:
+            healthy = self.healthy(job.runs_on, job_plan)
+            if job.agent is None and not healthy:
+                self._wait_for_agent(job, step, f"no healthy agent in group {job.runs_on!r}")
+            elif job.agent is not None and job.agent not in healthy:
+                self._wait_for_agent(job, step, f"agent {job.agent!r}, which this job runs on, is not healthy")
         return True
 
-    def _wait_for_agent(self, job: JobState, step: StepState) -> None:
-        """The task is queued for a group with no healthy agent: say so, and bound the wait."""
-        job.waiting = f"no healthy agent in group {job.runs_on!r}"
+    def _wait_for_agent(self, job: JobState, step: StepState, reason: str) -> None:
+        """The task is queued for agents that are not there: say so, and bound the wait."""
+        job.waiting = reason
         self.effects.event(JobWaiting(
             run_id=self.state.run_id, job_id=job.id, step_index=step.index, attempt=step.attempt, group=job.runs_on,
             reason=job.waiting, queue_timeout_minutes=self.queue_timeout_minutes, at=self.now,

@@ -253,3 +253,22 @@ def test_a_step_name_with_expressions_is_shown_evaluated() -> None:
                                steps=(StepPlan(index=0, name="Check ${{ matrix.server }}", run="echo"),)))
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
     assert [state.jobs[i].steps[0].name for i in state.jobs["m"].instances] == ["Check web-1", "Check web-2"]
+
+
+def test_a_job_resuming_on_an_agent_that_is_not_healthy_says_so_and_is_bounded() -> None:
+    """After a durable wait the job goes back to the agent holding its workspace; if that agent
+    is not healthy then, the job says it waits for it (and the queue timeout bounds the wait),
+    instead of sitting silently on the agent's subject."""
+    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(
+        step(0), StepPlan(index=1, name="wait", uses="sleep@v1", with_={"seconds": 60}), step(2))))
+    fleet = {"web": ["web-1", "web-2"]}
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW, directory=fleet)
+    out = apply_all(state, plan, started("j", 0), result(StepSucceeded, "j", 0), ran("j", agent="web-2", next_step=1),
+                    directory=fleet)
+    timer = next(msgspec.json.decode(o.data, type=TimerFired) for o in out if ".timers." in o.subject)
+    out = machine.apply(state, plan, timer, NOW, directory={"web": ["web-1"]})  # web-2 went quiet meanwhile
+    assert [s for s, _ in tasks(out)] == ["wf.tasks.agent.web-2"]
+    waiting = [msgspec.json.decode(o.data) for o in out if o.subject.endswith(".job.waiting")]
+    assert [w["reason"] for w in waiting] == ["agent 'web-2', which this job runs on, is not healthy"]
+    assert state.jobs["j"].waiting == waiting[0]["reason"]
+    assert [msgspec.json.decode(o.data)["kind"] for o in out if ".timers." in o.subject] == ["queue-timeout"]
