@@ -106,8 +106,9 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
     running_steps: tuple[str, ...] = ()
     """Keys of the step attempts it is running (``messages.step_key``: ``run:job:step:attempt:task``)."""
     pinned_steps: tuple[str, ...] = ()
-    """The running steps that came on its own subject (fan-out): nobody else can take them over,
-    so if the agent is lost they are reported failed (:func:`fail_lost_steps`)."""
+    """The running steps of jobs only this agent can finish (their task came on its own subject,
+    or an earlier step of the job ran here: the workspace is here): nobody else can take them
+    over, so if the agent is lost they are reported failed (:func:`fail_lost_steps`)."""
     started_at: datetime
     heartbeat_at: datetime
     """The agent's own clock at this heartbeat (health uses the server's timestamp instead)."""

@@ -80,6 +80,8 @@ class JobRun:
         """This agent's copy of the job's state, updated as its steps end (for ``steps.*``)."""
         self.pinned = pinned
         """Came on this agent's own subject: nobody else can take it over if this agent dies."""
+        self.ran_a_step = False
+        """A step of it has run here: from now on the job's workspace is on this agent."""
         self.current: str | None = None
         """The step attempt running now (``messages.step_key``), for heartbeats."""
         self._cancel = asyncio.Event()
@@ -88,6 +90,14 @@ class JobRun:
         self._publishing: list[asyncio.Task[None]] = []
         """Events published and not yet known to be stored (see :meth:`_publish`)."""
         self.log = log.bind(run_id=task.run_id, job=task.job.id, task=task.task)
+
+    @property
+    def holds_workspace(self) -> bool:
+        """Only this agent can finish the job: it came on its own subject, or a step of it ran
+        here. Its running step is then listed in the heartbeat (``pinned_steps``), so that if
+        this agent is lost the scheduler fails the job at once, naming it, instead of the task
+        waiting for ``ack_wait`` and another agent of the group (``agents.fail_lost_steps``)."""
+        return self.pinned or self.ran_a_step
 
     def cancel(self, reason: str, withdraw: bool) -> None:
         """A CancelJob from the scheduler: stop the running step (and, withdrawn, everything);
@@ -225,7 +235,7 @@ class JobRun:
             # ``always()`` step runs after a cancel): only a cancel from now on stops it.
             self._cancel, self._reasons = asyncio.Event(), []
         self.current = step_key(task.run_id, task.job_id, task.step.index, task.attempt, task.task)
-        if self.pinned:
+        if self.holds_workspace:
             agent.on_pinned_step()
         bound = self.log.bind(step=task.step.index, attempt=task.attempt)
         await self._publish(StepStarted(run_id=task.run_id, job_id=task.job_id, step_index=task.step.index,
@@ -256,6 +266,7 @@ class JobRun:
             stop_on_shutdown.cancel()
             await sink.close()
             self.current = None
+            self.ran_a_step = True
         if agent.stopping.is_set() and not self._reasons:
             bound.info("step.handed_back")
             return None

@@ -57,7 +57,8 @@ class Agent:
         self._jobs: dict[str, JobRun] = {}
         """Job task key -> the job running here (for CancelJob and heartbeats)."""
         self.on_pinned_step: Callable[[], None] = lambda: None
-        """Called when a pinned step starts (the registration heartbeats soon)."""
+        """Called when a step of a job only this agent can finish starts (the registration
+        heartbeats soon, so the scheduler learns what it would lose with this agent)."""
 
     def cancel_job(self, command: CancelJob) -> None:
         """A CancelJob from the scheduler: stop that job task if it runs here."""
@@ -72,9 +73,9 @@ class Agent:
 
     @property
     def pinned_steps(self) -> list[str]:
-        """Keys of running steps of jobs that came on this agent's own subject: only this agent
-        can finish them, so if it is lost the scheduler fails them (``agents.fail_lost_steps``)."""
-        return sorted(job.current for job in self._jobs.values() if job.current and job.pinned)
+        """Keys of running steps of jobs only this agent can finish (``JobRun.holds_workspace``):
+        if it is lost the scheduler fails them (``agents.fail_lost_steps``)."""
+        return sorted(job.current for job in self._jobs.values() if job.current and job.holds_workspace)
 
     def resubscribe(self) -> None:
         """Make every puller recreate its subscription (called after NATS reconnected)."""
@@ -110,8 +111,9 @@ class Agent:
             await puller.close()
 
     async def _start(self, msg: Msg) -> None:
-        """Run a fetched task in a free slot (or hand it back when another puller took the slot)."""
-        if self._active >= self.settings.max_concurrent_steps:
+        """Run a fetched task in a free slot (or hand it back when another puller took the slot,
+        or this agent is stopping: it may be a task it has just handed back itself)."""
+        if self._active >= self.settings.max_concurrent_steps or self.stopping.is_set():
             await _hand_back(msg)
             return
         self._active += 1

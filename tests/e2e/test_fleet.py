@@ -123,6 +123,25 @@ def test_an_agent_killed_mid_job_fails_the_job_with_the_reason_and_a_retry_runs_
     wait_status(client, victim, "healthy")
 
 
+def test_the_only_agent_of_a_group_killed_mid_job_fails_the_job_without_waiting_for_another(
+    fleet: Stack, client: Client, tmp_path: Path,
+) -> None:
+    """Once a step of a job has run on an agent, only that agent can finish the job (its
+    workspace): it lists the job in its heartbeat, so when it is lost the scheduler fails the job,
+    naming it, even though no other agent of the group will ever take the task back."""
+    fleet.start_agent("solo-1", ["solo"], WATERFLOW_HEARTBEAT_INTERVAL="0.5")
+    wait_status(client, "solo-1", "healthy")
+    marker = tmp_path / "hold-solo"
+    marker.touch()
+    run_id = client.submit(SLOW_SECOND_STEP.replace("{marker}", str(marker)).replace("runs-on: web", "runs-on: solo"))["id"]
+    poll(lambda: client.get(run_id)["jobs"]["deploy"]["steps"][1]["status"] == "running", 60, "the second step to run")
+    fleet.kill("solo-1")
+    state = client.wait(run_id, timeout=30)
+    job = state["jobs"]["deploy"]
+    assert state["status"] == "failed" and "solo-1" in job["error"] and "lost communication" in job["error"], job
+    assert [s["status"] for s in job["steps"]] == ["succeeded", "failed", "skipped"]
+
+
 FAN_OUT = """
 name: fan-out-retry
 jobs:
