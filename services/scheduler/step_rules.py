@@ -139,7 +139,8 @@ class StepRules(RunRules):
         job.task_out = False
         if event.interrupted:
             self._interrupted(job, event.agent)
-        elif event.retry_delay is not None and event.next_step is not None:
+            return
+        if event.retry_delay is not None and event.next_step is not None:
             found = self._find(job.id, event.next_step)
             if found is not None and found[1].status == "retrying":
                 step = found[1]
@@ -151,6 +152,9 @@ class StepRules(RunRules):
                     self.effects.timer("retry", self.now + timedelta(seconds=event.retry_delay), job=job.id,
                                        step=step.index, attempt=step.attempt)
                     return
+        for step in job.steps:  # (only if a report was lost, e.g. moved aside: never wait for it)
+            if step.status in ("dispatched", "running") and step.agent != "scheduler":
+                self._fail_without_running(job, step, "the agent handed the job back without reporting this step's result")
         self.continue_job(job)
         self.advance()
 

@@ -272,3 +272,15 @@ def test_a_job_resuming_on_an_agent_that_is_not_healthy_says_so_and_is_bounded()
     assert [w["reason"] for w in waiting] == ["agent 'web-2', which this job runs on, is not healthy"]
     assert state.jobs["j"].waiting == waiting[0]["reason"]
     assert [msgspec.json.decode(o.data)["kind"] for o in out if ".timers." in o.subject] == ["queue-timeout"]
+
+
+def test_a_job_handed_back_without_a_steps_result_fails_that_step_instead_of_waiting() -> None:
+    """If a step's report never reached the scheduler (moved aside as a dead letter), the job's
+    hand-back must not leave the run waiting for it."""
+    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0), step(1))))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    apply_all(state, plan, started("j", 0), result(StepSucceeded, "j", 0), started("j", 1), ran("j", agent="web-2"))
+    first, second = state.jobs["j"].steps
+    assert first.status == "succeeded" and second.status == "failed"
+    assert "without reporting this step's result" in (second.error or "")
+    assert state.status == "failed"
