@@ -19,6 +19,11 @@ MAX_STEP_RESULT_BYTES = 512 * 1024
 """Encoded bytes of one step's result (its outputs, error): it must fit in one NATS message
 (``max_payload``, 1 MB by default) with room to spare; a step over it fails, saying so."""
 
+MAX_JOB_TASK_BYTES = 896 * 1024
+"""Encoded bytes of one job task (the job's plan, contexts and the outputs of its earlier steps
+that have an ``id``): it travels in one NATS message (``max_payload``, 1 MB by default); a step
+whose task would be larger fails without running, saying so."""
+
 MAX_MATRIX_COMBINATIONS = 256
 """Jobs one matrix may expand to (GitHub's limit), checked before expanding."""
 

@@ -76,5 +76,8 @@ class JobTaskIdentity(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def for_agent(job: JobState) -> JobState:
-    """``job`` as a job task carries it: without attempt histories (they can be long)."""
-    return msgspec.structs.replace(job, steps=[msgspec.structs.replace(s, attempts=[]) for s in job.steps], instances=[])
+    """``job`` as a job task carries it: without attempt histories (they can be long), nor the
+    outputs of steps without an ``id`` (no expression can name them)."""
+    return msgspec.structs.replace(job, instances=[], steps=[
+        msgspec.structs.replace(s, attempts=[], outputs=s.outputs if s.id else {}) for s in job.steps
+    ])

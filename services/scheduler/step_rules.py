@@ -19,6 +19,7 @@ import msgspec
 
 from waterflow_common import steps as step_policy
 from waterflow_common.expressions import ExpressionError, evaluate_value
+from waterflow_common.limits import MAX_JOB_TASK_BYTES
 from waterflow_common.messages import (
     JobRan,
     JobWaiting,
@@ -27,6 +28,7 @@ from waterflow_common.messages import (
     StepSkipped,
     StepStarted,
     StepSucceeded,
+    encode,
 )
 from waterflow_common.plan import StepPlan
 from waterflow_common.secrets import mask
@@ -253,6 +255,19 @@ class StepRules(RunRules):
         except ValueError as error:
             self._fail_without_running(job, step, f"timeout-minutes: {error}")
             return False
+        task = JobTask(
+            run_id=self.state.run_id, job=for_agent(job), plan=job_plan, contexts=ctx, task=job.task + 1,
+            from_step=step.index, attempt=step.attempt + 1, tried=step_policy.tried(step, self.state.attempt),
+            timeout_minutes=timeout, mask=sorted(set(self.secrets.values())),
+        )
+        task = msgspec.structs.replace(task, token=self.effects.task_token(task.key))
+        data = encode(task)
+        size = len(data)
+        if size > MAX_JOB_TASK_BYTES:
+            self._fail_without_running(job, step, (
+                f"the job's task is {size} bytes encoded, over the limit of {MAX_JOB_TASK_BYTES} (its plan, contexts "
+                "and the outputs of its earlier steps with an id): pass large data as files (file/upload), not outputs"))
+            return False
         step.attempt += 1
         step.status = "dispatched"
         step.dispatched_at = self.now
@@ -262,12 +277,7 @@ class StepRules(RunRules):
         step.agent = None
         job.task += 1
         job.task_out = True
-        task = JobTask(
-            run_id=self.state.run_id, job=for_agent(job), plan=job_plan, contexts=ctx, task=job.task,
-            from_step=step.index, attempt=step.attempt, tried=step_policy.tried(step, self.state.attempt), timeout_minutes=timeout,
-            mask=sorted(set(self.secrets.values())),
-        )
-        self.effects.task(msgspec.structs.replace(task, token=self.effects.task_token(task.key)), job.agent)
+        self.effects.task(task, job.agent, data)
         self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
                                           attempt=step.attempt, group=job.runs_on, task=job.task, at=self.now))
         if self.fleet is not None:

@@ -454,3 +454,24 @@ def test_job_timeout_from_an_expression_sets_the_job_timer() -> None:
     (task,) = tasks(out)
     assert task.timeout_minutes == 2  # each step's default timeout on the agent
     assert step_policy.timeout_seconds(task.plan.steps[0], as_agent(task)[1], task.timeout_minutes) == 120.0
+
+
+def test_a_job_task_too_big_for_one_message_fails_its_step_with_the_reason() -> None:
+    """Outputs of earlier steps travel in the job task when an expression can name them (the
+    step has an ``id``): a job resuming after a ``sleep`` whose task would be over
+    MAX_JOB_TASK_BYTES (never publishable) fails the step without running, saying why."""
+    from waterflow_common.limits import MAX_JOB_TASK_BYTES, MAX_STEP_RESULT_BYTES
+
+    big = "x" * (MAX_STEP_RESULT_BYTES - 1024)
+    plan, state = make(JobPlan(id="j", name="j", runs_on="g", steps=(
+        step(0, id="a"), step(1, id="b"), StepPlan(index=2, name="wait", uses="sleep@v1", with_={"seconds": 5}),
+        step(3))))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    out = apply_all(state, plan, result(StepSucceeded, "j", 0, outputs={"v": big}),
+                    result(StepSucceeded, "j", 1, outputs={"v": big}), ran("j", agent="a1", next_step=2))
+    assert 2 * len(big) > MAX_JOB_TASK_BYTES
+    (timer,) = timers(out)
+    assert tasks(machine.apply(state, plan, timer, NOW)) == []
+    last = state.jobs["j"].steps[3]
+    assert last.status == "failed" and "over the limit of" in (last.error or "") and "file/upload" in last.error
+    assert state.status == "failed"
