@@ -1,10 +1,12 @@
 """``hashFiles()`` where the files are: on the agent, in the job's workspace.
 
-The scheduler evaluates a step's ``run:``, ``with:`` and ``env:`` before it sends the step, but the
-files are on the agent. So there a call to ``hashFiles(...)`` yields a *deferred* value: a marker
-naming the patterns, which the agent replaces with the hash just before the step runs, in the
-workspace the job's earlier steps filled (checkout, then ``key: deps-${{ hashFiles('**/lock') }}``).
-A step's ``if:`` is decided by the scheduler, so ``hashFiles`` is not available there.
+A step's ``run:``, ``with:`` and ``env:`` are evaluated by the rules scheduler and agent share
+(``steps.concrete``, ``contexts.step_contexts_in_job``), which do not know where the workspace is.
+So there a call to ``hashFiles(...)`` yields a *deferred* value: a marker naming the patterns,
+which the agent's executor replaces with the hash just before the step runs, in the workspace
+the job's earlier steps filled (checkout, then ``key: deps-${{ hashFiles('**/lock') }}``). A
+job's first step's ``if:`` is decided by the scheduler, so ``hashFiles`` is not available in
+``if:`` (the compiler says so).
 
 The hash is GitHub's: the SHA-256 of the concatenated SHA-256 digests of every matching file,
 in path order; ``''`` when nothing matches. Patterns are globs relative to the workspace
