@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
+import platform
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -82,6 +83,8 @@ class JobRun:
         """Came on this agent's own subject: nobody else can take it over if this agent dies."""
         self.ran_a_step = False
         """A step of it has run here: from now on the job's workspace is on this agent."""
+        if self.job.agent is None:
+            self.job.agent = agent.name  # the ``agent`` context of its steps
         self.current: str | None = None
         """The step attempt running now (``messages.step_key``), for heartbeats."""
         self._cancel = asyncio.Event()
@@ -126,6 +129,7 @@ class JobRun:
             attempt = task.attempt if index == task.from_step else step.attempt + 1
             try:
                 ctx = contexts.step_contexts_in_job(task.contexts, plan, job, index)
+                ctx["agent"] = {**ctx["agent"], "os": platform.system().lower(), "arch": platform.machine().lower()}
             except ExpressionError as error:
                 await self._fail_unrun(step, step_plan, attempt, f"env: {error}", None)
                 continue

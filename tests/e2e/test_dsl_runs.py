@@ -104,3 +104,19 @@ def test_wrongly_typed_input_is_rejected(client: Client) -> None:
     with pytest.raises(ApiError) as caught:
         client.submit(WORKFLOW, "dsl.yml", inputs={"target": "x", "replicas": "many"})
     assert "input 'replicas' must be a number" in str(caught.value)
+
+
+AGENT_CONTEXT = """
+name: agent-context
+jobs:
+  where:
+    runs-on: local
+    steps:
+      - run: test "${{ agent.name }}" = "$WATERFLOW_AGENT" && test "${{ agent.group }}" = local
+      - run: test "${{ agent.os }}" = "$(uname -s | tr A-Z a-z)" && test "${{ agent.arch }}" = "$(uname -m | tr A-Z a-z)"
+"""
+
+
+def test_the_agent_context_names_the_agent_running_the_job_from_its_first_step(client: Client) -> None:
+    state = client.wait(client.submit(AGENT_CONTEXT, "agent.yml")["id"], timeout=60)
+    assert state["status"] == "succeeded", state["jobs"]["where"]["steps"]
