@@ -195,7 +195,8 @@ class _RunView:
             style = _STYLE.get(item["result"], "")
             started = self.job_started.get(job_id)
             took = f" in {format_duration(at - started)}" if started is not None else ""
-            self.console.print(f"[{style}]■ job {self.job(job_id)} {item['result']}[/]{took}")
+            why = f": [red]{escape(item['error'])}[/]" if item.get("error") else ""
+            self.console.print(f"[{style}]■ job {self.job(job_id)} {item['result']}[/]{took}{why}")
 
     def _log(self, item: Any) -> None:
         if item.get("attempt", 1) <= self.old_attempts.get((item["job"], item["step"]), 0):

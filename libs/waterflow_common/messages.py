@@ -150,6 +150,10 @@ class JobCompleted(EventBase, frozen=True, kw_only=True, tag="job.completed"):
     job_id: str
     result: str
     run_attempt: int = 1
+    error: str | None = None
+    """Why the job itself failed, when it did not fail by a step's own result: its agent lost with
+    its workspace, a timeout, fail-fast, an expression, no agent in time (a step's failure is in
+    its ``step.failed``)."""
 
     def msg_id(self) -> str:
         return f"{self.run_id}:{self.job_id}:{self.run_attempt}:{self.type}"

@@ -219,6 +219,7 @@ class JobRules(RunRules):
         job.finished_at = self.now
         self.effects.event(JobCompleted(
             run_id=self.state.run_id, job_id=job.id, result=result, run_attempt=self.state.attempt, at=self.now,
+            error=job.error,
         ))
         if job.parent is not None:
             self._instance_done(self.state.jobs[job.parent], job)

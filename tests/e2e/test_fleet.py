@@ -140,6 +140,8 @@ def test_the_only_agent_of_a_group_killed_mid_job_fails_the_job_without_waiting_
     job = state["jobs"]["deploy"]
     assert state["status"] == "failed" and "solo-1" in job["error"] and "lost communication" in job["error"], job
     assert [s["status"] for s in job["steps"]] == ["succeeded", "failed", "skipped"]
+    (completed,) = [e for e in client.events(run_id) if e["type"] == "job.completed"]
+    assert completed["result"] == "failed" and completed["error"] == job["error"]  # the reason is in the history
 
 
 FAN_OUT = """
