@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,6 +206,30 @@ def test_a_waiting_job_runs_as_soon_as_an_agent_of_its_group_starts(client: Clie
     state = client.wait(run_id, timeout=60)
     assert state["status"] == "succeeded", state
     assert state["jobs"]["build"]["steps"][0]["agent"] == "late-1" and state["jobs"]["build"]["waiting"] is None
+
+
+def test_a_job_cancelled_while_queued_is_withdrawn_and_an_agent_that_takes_it_later_runs_nothing(
+    client: Client, fleet: Stack, tmp_path: Path,
+) -> None:
+    """Cancel a run whose job task waits for a group with no agent: the task is withdrawn (the run
+    ends cancelled at once, its ``always()`` step then goes to the group too). An agent that
+    starts afterwards takes the withdrawn task, is told to stop, and its step never gets far."""
+    marker = tmp_path / "withdrawn-ran"
+    workflow = (f"name: withdrawn\njobs:\n  build:\n    runs-on: later\n    steps:\n"
+                f"      - run: sleep 3; touch {marker}\n"
+                "      - if: always()\n        run: echo cleanup\n")
+    run_id = client.submit(workflow)["id"]
+    poll(lambda: client.get(run_id)["jobs"]["build"].get("waiting"), 15, "the job to say it waits")
+    client.cancel(run_id)
+    poll(lambda: client.get(run_id)["jobs"]["build"]["steps"][0]["status"] == "cancelled", 15, "the step to be cancelled")
+    fleet.start_agent("later-1", ["later"], WATERFLOW_HEARTBEAT_INTERVAL="0.5")
+    state = client.wait(run_id, timeout=60)
+    first, cleanup = state["jobs"]["build"]["steps"]
+    assert state["status"] == "cancelled" and first["status"] == "cancelled" and cleanup["status"] == "succeeded", state
+    assert cleanup["agent"] == "later-1"
+    time.sleep(4)  # longer than the withdrawn step would take had it been let run
+    assert not marker.exists()
+    assert client.get(run_id)["jobs"]["build"]["steps"][0]["status"] == "cancelled"
 
 
 EXPRESSION_FAN_OUT = """
