@@ -165,6 +165,8 @@ class JobInfo(Model, frozen=True, kw_only=True):
     """The number of its latest job task (each resumption after a durable wait is a new one)."""
     task_out: bool = False
     """An agent has (or is about to take) the job: it runs the steps until it hands the job back."""
+    handed_back: dict[str, Any] | None = None
+    """A hand-back (``job.ran``) waiting for step events still on their way."""
     outputs: dict[str, Any] = {}
     error: str | None = None
     cancelled: bool = False
@@ -292,6 +294,8 @@ class Event(Model, frozen=True, kw_only=True, omit_defaults=True):
     """The job task an agent's event belongs to."""
     name: str | None = None
     next_step: int | None = None
+    outcomes: list[Any] | None = None
+    """``job.ran``: how each step of the job task ended, ``[index, attempt, status]``."""
     workflow: str | None = None
     inputs: dict[str, Any] | None = None
     event_name: str | None = None

@@ -267,6 +267,15 @@ class StepSkipped(EventBase, frozen=True, kw_only=True, tag="step.skipped"):
         return f"{self.run_id}:{self.job_id}:{self.step_index}:{self.type}:{self.at.timestamp()}"
 
 
+class StepOutcome(msgspec.Struct, frozen=True, array_like=True):
+    """How one step ended in a job task (``JobRan.outcomes``): its last attempt and status."""
+
+    index: int
+    attempt: int
+    status: str
+    """succeeded | failed | cancelled | skipped | retrying (handed back to wait for a retry)."""
+
+
 class JobRan(EventBase, frozen=True, kw_only=True, tag="job.ran"):
     """The agent running a job task hands the job back to the scheduler: it ran (or skipped)
     the job's steps up to ``next_step`` (None: to the end). It stops early at a ``sleep`` step or
@@ -280,6 +289,10 @@ class JobRan(EventBase, frozen=True, kw_only=True, tag="job.ran"):
     next_step: int | None = None
     retry_delay: float | None = None
     interrupted: bool = False
+    outcomes: tuple[StepOutcome, ...] = ()
+    """How each step the task ended, ended: schedulers may apply a run's events out of order (one
+    redelivered after a scheduler died, two schedulers at once), so the job is handed back only
+    once the state shows all of them."""
 
     def msg_id(self) -> str:
         return f"{job_task_key(self.run_id, self.job_id, self.task)}:{self.type}"

@@ -11,7 +11,7 @@ from typing import Literal
 
 import msgspec
 
-from .messages import Annotation, RunCreated
+from .messages import Annotation, JobRan, RunCreated
 from .plan import Plan
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -111,6 +111,9 @@ class JobState(msgspec.Struct, kw_only=True):
     task_out: bool = False
     """A job task is out (queued or running on an agent): the agent walks the steps, and the
     scheduler only records their events until the agent hands the job back (``job.ran``)."""
+    handed_back: JobRan | None = None
+    """A ``job.ran`` applied before some of the step events it follows (events of a run may be
+    applied out of order): acted on once they are all in."""
     outputs: dict[str, object] = {}
     error: str | None = None
     cancelled: bool = False

@@ -36,6 +36,7 @@ from waterflow_common.messages import (
     StepSkipped,
     StepStarted,
     StepSucceeded,
+    StepOutcome,
     StepTask,
     encode,
     step_key,
@@ -90,6 +91,8 @@ class JobRun:
         self._cancel = asyncio.Event()
         self._reasons: list[str] = []
         self._withdrawn = False
+        self._outcomes: list[StepOutcome] = []
+        """How each step ended here, for ``job.ran`` (the scheduler acts on it once it has them all)."""
         self._publishing: list[asyncio.Task[None]] = []
         """Events published and not yet known to be stored (see :meth:`_publish`)."""
         self.log = log.bind(run_id=task.run_id, job=task.job.id, task=task.task)
@@ -142,6 +145,7 @@ class JobRun:
                 if not run_it:
                     step.status = "skipped"
                     step.outcome = step.conclusion = "skipped"
+                    self._outcomes.append(StepOutcome(index, step.attempt, "skipped"))
                     await self._publish(StepSkipped(run_id=task.run_id, job_id=job.id, step_index=index,
                                                     reason="condition false", task=task.task))
                     continue
@@ -187,6 +191,7 @@ class JobRun:
                                                      attempt=attempt, delay=delay, task=task.task))
                     if delay > self.agent.settings.local_wait_seconds:
                         step.status = "retrying"
+                        self._outcomes.append(StepOutcome(step.index, attempt, "retrying"))
                         return await self._hand_back(next_step=step.index, retry_delay=delay)
                     if await self._wait_or_cancel(delay):
                         if self.agent.stopping.is_set():
@@ -220,6 +225,7 @@ class JobRun:
             result = msgspec.structs.replace(result, continue_on_error=continue_on_error)
             step.status, step.outcome = "failed", "failure"
         step.conclusion = "success" if isinstance(result, StepFailed) and result.continue_on_error else step.outcome
+        self._outcomes.append(StepOutcome(step.index, result.attempt, step.status))
         await self._publish(result)
 
     async def _fail_unrun(self, step: StepState, step_plan: StepPlan, attempt: int, error: str,
@@ -311,7 +317,7 @@ class JobRun:
     async def _hand_back(self, next_step: int | None, retry_delay: float | None = None) -> Ended:
         await self._stored()  # the scheduler acts on job.ran: every step event must be in before it
         await self._publish(JobRan(run_id=self.task.run_id, job_id=self.job.id, task=self.task.task, agent=self.agent.name,
-                                   next_step=next_step, retry_delay=retry_delay))
+                                   next_step=next_step, retry_delay=retry_delay, outcomes=tuple(self._outcomes)))
         await self._stored()
         return Ended.HANDED_BACK
 

@@ -25,7 +25,7 @@ from waterflow_common.agents import kv_stream
 from waterflow_common.auth import agent_inbox_prefix
 from waterflow_common.log import get_logger
 from waterflow_common.pulling import Puller
-from waterflow_common.messages import CancelJob, EventBase, JobRan, StepFailed
+from waterflow_common.messages import CancelJob, EventBase, JobRan, StepFailed, StepOutcome
 from waterflow_common.settings import AgentSettings
 from waterflow_common.signing import sign_with_token
 from waterflow_common.tasks import JobTask, JobTaskIdentity
@@ -170,7 +170,8 @@ class Agent:
         for event in (
             StepFailed(run_id=task.run_id, job_id=task.job.id, step_index=task.from_step, attempt=task.attempt,
                        task=task.task, agent=self.name, retryable=False, error=reason),
-            JobRan(run_id=task.run_id, job_id=task.job.id, task=task.task, agent=self.name, next_step=task.from_step + 1),
+            JobRan(run_id=task.run_id, job_id=task.job.id, task=task.task, agent=self.name, next_step=task.from_step + 1,
+                   outcomes=(StepOutcome(task.from_step, task.attempt, "failed"),)),
         ):
             await self.publish(sign_with_token(task.token, event))
         await msg.term()

@@ -22,6 +22,7 @@ from waterflow_common.expressions import ExpressionError, evaluate_value
 from waterflow_common.limits import MAX_JOB_TASK_BYTES
 from waterflow_common.messages import (
     JobRan,
+    StepOutcome,
     JobWaiting,
     StepDispatched,
     StepFailed,
@@ -37,6 +38,8 @@ from waterflow_common.tasks import JobTask, for_agent
 
 from .rules import IN_PROGRESS, RunRules
 
+_ENDED = TERMINAL | {"retrying"}
+"""Step statuses a ``job.ran`` outcome may be shown by."""
 MAX_INTERRUPTIONS = 5
 """New attempts a step gets for redeliveries (agents dying under it) before it fails."""
 
@@ -106,6 +109,7 @@ class StepRules(RunRules):
             step.status = "retrying"
         else:
             self._conclude(job, step, "failure", event.continue_on_error)
+        self._hand_back_if_due(job)
 
     def _agent_lost(self, job: JobState, event: StepFailed) -> None:
         """The agent holding the job's task was lost (a scheduler saw it stop heartbeating, or
@@ -132,13 +136,19 @@ class StepRules(RunRules):
             return
         step.status = "skipped"
         step.outcome = step.conclusion = "skipped"
+        self._hand_back_if_due(job)
 
     def _job_ran(self, event: JobRan) -> None:
-        """The agent hands the job back: end it, wait, or run it again after an interruption."""
+        """The agent hands the job back: end it, wait, or run it again after an interruption.
+        Not before every step event it follows is in the state (see ``JobRan.outcomes``)."""
         job = self.state.jobs.get(event.job_id)
         if job is None or job.status != "running" or event.task != job.task or not job.task_out:
             return
+        if not all(self._shows(job, outcome) for outcome in event.outcomes):
+            job.handed_back = event  # a step event is still on its way: act when it is in
+            return
         job.task_out = False
+        job.handed_back = None
         if event.interrupted:
             self._interrupted(job, event.agent)
             return
@@ -154,11 +164,22 @@ class StepRules(RunRules):
                     self.effects.timer("retry", self.now + timedelta(seconds=event.retry_delay), job=job.id,
                                        step=step.index, attempt=step.attempt)
                     return
-        for step in job.steps:  # (only if a report was lost, e.g. moved aside: never wait for it)
-            if step.status in ("dispatched", "running") and step.agent != "scheduler":
-                self._fail_without_running(job, step, "the agent handed the job back without reporting this step's result")
         self.continue_job(job)
         self.advance()
+
+    def _shows(self, job: JobState, outcome: StepOutcome) -> bool:
+        """Does the state show the step as the agent's hand-back says it ended?"""
+        if not 0 <= outcome.index < len(job.steps):
+            return True
+        step = job.steps[outcome.index]
+        # Ended at that attempt (as the agent said, or as the scheduler concluded it: a step
+        # with a cancel requested ends cancelled whatever it reported), or moved on since.
+        return step.attempt > outcome.attempt or (step.attempt == outcome.attempt and step.status in _ENDED)
+
+    def _hand_back_if_due(self, job: JobState) -> None:
+        """A step event came in: act on a hand-back that was waiting for it."""
+        if job.handed_back is not None:
+            self._job_ran(job.handed_back)
 
     def _interrupted(self, job: JobState, agent: str) -> None:
         """The job task was delivered again (to ``agent``): whoever had it stopped answering.
@@ -277,6 +298,7 @@ class StepRules(RunRules):
         step.agent = None
         job.task += 1
         job.task_out = True
+        job.handed_back = None
         self.effects.task(task, job.agent, data)
         self.effects.event(StepDispatched(run_id=self.state.run_id, job_id=job.id, step_index=step.index,
                                           attempt=step.attempt, group=job.runs_on, task=job.task, at=self.now))

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from test_machine import job_tasks, ran
+from test_machine import job_tasks, ran, skipped
 from waterflow_common.messages import (
     JobStarted,
+    StepOutcome,
     RunCreated,
     RunRetryRequested,
     StepFailed,
@@ -274,13 +275,20 @@ def test_a_job_resuming_on_an_agent_that_is_not_healthy_says_so_and_is_bounded()
     assert [msgspec.json.decode(o.data)["kind"] for o in out if ".timers." in o.subject] == ["queue-timeout"]
 
 
-def test_a_job_handed_back_without_a_steps_result_fails_that_step_instead_of_waiting() -> None:
-    """If a step's report never reached the scheduler (moved aside as a dead letter), the job's
-    hand-back must not leave the run waiting for it."""
-    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0), step(1))))
+def test_a_hand_back_applied_before_the_step_events_it_follows_waits_for_them() -> None:
+    """Schedulers may apply a run's events out of order (one redelivered after a scheduler was
+    killed, two schedulers at once): a ``job.ran`` that comes before the results it follows is
+    kept, and acted on when the last of them comes in."""
+    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0), step(1), step(2, if_="failure()"))))
     machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
-    apply_all(state, plan, started("j", 0), result(StepSucceeded, "j", 0), started("j", 1), ran("j", agent="web-2"))
-    first, second = state.jobs["j"].steps
-    assert first.status == "succeeded" and second.status == "failed"
-    assert "without reporting this step's result" in (second.error or "")
-    assert state.status == "failed"
+    hand_back = ran("j", agent="web-2", outcomes=(StepOutcome(0, 1, "succeeded"), StepOutcome(1, 1, "succeeded"),
+                                                  StepOutcome(2, 0, "skipped")))
+    apply_all(state, plan, started("j", 0), result(StepSucceeded, "j", 0), hand_back)
+    job = state.jobs["j"]
+    assert job.status == "running" and job.task_out and job.handed_back == hand_back
+    apply_all(state, plan, skipped("j", 2))
+    assert job.status == "running"  # step 1's result is still on its way
+    apply_all(state, plan, started("j", 1), result(StepSucceeded, "j", 1))
+    assert job.status == "succeeded" and not job.task_out and job.handed_back is None
+    assert [s.status for s in job.steps] == ["succeeded", "succeeded", "skipped"] and state.status == "succeeded"
+    assert machine.apply(state, plan, hand_back, NOW) == []  # the hand-back delivered again
