@@ -52,7 +52,8 @@ class StepRules(RunRules):
         if event.task != job.task or not job.task_out:
             return False
         if step.status in ("dispatched", "running"):
-            return event.attempt == step.attempt
+            # (a later attempt: the agent retried the step, and this attempt's failure is late)
+            return event.attempt >= step.attempt
         # A later step of the task, or the next attempt of a step the agent retries itself.
         return step.status in ("pending", "retrying") and event.attempt > step.attempt
 

@@ -292,3 +292,15 @@ def test_a_hand_back_applied_before_the_step_events_it_follows_waits_for_them() 
     assert job.status == "succeeded" and not job.task_out and job.handed_back is None
     assert [s.status for s in job.steps] == ["succeeded", "succeeded", "skipped"] and state.status == "succeeded"
     assert machine.apply(state, plan, hand_back, NOW) == []  # the hand-back delivered again
+
+
+def test_a_retried_attempt_applied_before_the_failure_it_retries_still_ends_the_step() -> None:
+    """Out of order: the agent's attempt 2 (started, succeeded) is applied before attempt 1's
+    failure (redelivered late); the step ends with attempt 2 and the job is handed back."""
+    plan, state = make(JobPlan(id="j", name="j", runs_on="web", steps=(step(0, retry=RetryPolicy(attempts=2)),)))
+    machine.apply(state, plan, RunCreated(run_id="r1", workflow="t"), NOW)
+    apply_all(state, plan, started("j", 0), started("j", 0, attempt=2), result(StepSucceeded, "j", 0, attempt=2),
+              ran("j", agent="web-2", outcomes=(StepOutcome(0, 2, "succeeded"),)),
+              result(StepFailed, "j", 0, attempt=1, exit_code=1, retry_delay=1.0))
+    step_state = state.jobs["j"].steps[0]
+    assert (step_state.status, step_state.attempt) == ("succeeded", 2) and state.status == "succeeded"
