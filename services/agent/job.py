@@ -128,7 +128,7 @@ class JobRun:
             if step.status in TERMINAL and index != task.from_step:
                 continue
             if index != task.from_step and step_policy.is_sleep(step_plan):
-                return await self._hand_back(next_step=index)  # a durable timer's, not this process's
+                return await self._hand_job_back(next_step=index)  # a durable timer's, not this process's
             attempt = task.attempt if index == task.from_step else step.attempt + 1
             try:
                 ctx = contexts.step_contexts_in_job(task.contexts, plan, job, index)
@@ -152,7 +152,7 @@ class JobRun:
             ended = await self._run_step(step, step_plan, ctx, attempt)
             if ended is not None:
                 return ended
-        return await self._hand_back(next_step=None)
+        return await self._hand_job_back(next_step=None)
 
     async def _run_step(self, step: StepState, step_plan: StepPlan, ctx: dict[str, object], attempt: int) -> Ended | None:
         """Run a step's attempts until it ends here (None) or the walk must stop."""
@@ -192,7 +192,7 @@ class JobRun:
                     if delay > self.agent.settings.local_wait_seconds:
                         step.status = "retrying"
                         self._outcomes.append(StepOutcome(step.index, attempt, "retrying"))
-                        return await self._hand_back(next_step=step.index, retry_delay=delay)
+                        return await self._hand_job_back(next_step=step.index, retry_delay=delay)
                     if await self._wait_or_cancel(delay):
                         if self.agent.stopping.is_set():
                             return Ended.SHUTDOWN
@@ -314,7 +314,7 @@ class JobRun:
             shutdown.cancel()
         return bool(done)
 
-    async def _hand_back(self, next_step: int | None, retry_delay: float | None = None) -> Ended:
+    async def _hand_job_back(self, next_step: int | None, retry_delay: float | None = None) -> Ended:
         await self._stored()  # the scheduler acts on job.ran: every step event must be in before it
         await self._publish(JobRan(run_id=self.task.run_id, job_id=self.job.id, task=self.task.task, agent=self.agent.name,
                                    next_step=next_step, retry_delay=retry_delay, outcomes=tuple(self._outcomes)))

@@ -67,10 +67,11 @@ class Effects:
             subject=subjects.event(event.run_id, event.type), msg_id=event.msg_id(), data=encode(event), at=self.now,
         ))
 
-    def task(self, task: JobTask, agent: str | None, data: bytes | None = None) -> None:
-        """Send a job task to ``agent`` (or its group's queue); ``data``: ``task`` already encoded."""
+    def task(self, task: JobTask, agent: str | None, data: bytes) -> None:
+        """Send a job task to ``agent`` (or its group's queue); ``data``: ``task`` encoded (its
+        size was checked against the limit)."""
         subject = subjects.agent_tasks(agent) if agent else subjects.group_tasks(task.group)
-        self.outgoing.append(Outgoing(subject=subject, msg_id=f"{task.key}:task", data=data or encode(task), at=self.now))
+        self.outgoing.append(Outgoing(subject=subject, msg_id=f"{task.key}:task", data=data, at=self.now))
 
     def timer(self, kind: str, due: datetime, job: str | None = None, step: int | None = None, attempt: int | None = None) -> None:
         run_id = self.state.run_id

@@ -269,10 +269,13 @@ class Scheduler:
                 raise NotFoundError
             state = stored.state
             outgoing = Decisions()
+            # Read once for the whole burst (secrets are read from KV, fresh for each burst).
+            fleet, secrets = await self._fleet(), await self._secrets(run_id)
+            defined_groups = frozenset(self.groups.definitions())
             for event in events:
                 decided = machine.apply(
-                    state, plan, event, directory=await self._fleet(), blocked_by=await self._admit(state, plan, event),
-                    secrets=await self._secrets(run_id), defined_groups=frozenset(self.groups.definitions()),
+                    state, plan, event, directory=fleet, blocked_by=await self._admit(state, plan, event),
+                    secrets=secrets, defined_groups=defined_groups,
                     queue_timeout_minutes=self.settings.queue_timeout_minutes, signer=self.signer,
                 )
                 outgoing.extend(decided)

@@ -117,15 +117,20 @@ class StepRules(RunRules):
         drained its queued task): its workspace is gone, so the job fails at once, naming it.
         Whatever step the report names, the job's current step is the one that fails."""
         job.task_out = False
-        job.lost_agent = event.agent
-        step = next((s for s in job.steps if s.status in IN_PROGRESS), None)
-        if step is not None:
-            step.agent = step.agent or event.agent
-            self._fail_without_running(job, step, event.error or f"agent {event.agent!r} lost")
-        self._fail_job(job, f"lost communication with agent {event.agent!r}, which held this job's "
-                            "workspace; retry the run to run the job again")
+        self._lose_workspace(job, event.agent, event.error or f"agent {event.agent!r} lost")
         self.continue_job(job)
         self.advance()
+
+    def _lose_workspace(self, job: JobState, agent: str, step_error: str) -> None:
+        """``agent``, which held the job's workspace, is gone: the step it was at and the job
+        fail, naming it (a run retry runs the whole job again, anywhere)."""
+        job.lost_agent = agent
+        step = next((s for s in job.steps if s.status in IN_PROGRESS), None)
+        if step is not None:
+            step.agent = step.agent or agent
+            self._fail_without_running(job, step, step_error)
+        self._fail_job(job, f"lost communication with agent {agent!r}, which held this job's workspace; "
+                            "retry the run to run the job again")
 
     def _step_skipped(self, event: StepSkipped) -> None:
         """A step whose ``if`` the agent running the job found false."""
@@ -193,11 +198,8 @@ class StepRules(RunRules):
             s.status in TERMINAL and s.agent not in (None, "scheduler") for s in job.steps
         )
         if ran_elsewhere:
-            job.lost_agent = job.agent
-            if step is not None:
-                self._fail_without_running(job, step, f"interrupted: agent {job.agent!r} stopped answering")
-            self._fail_job(job, f"lost communication with agent {job.agent!r}, which held this job's workspace; "
-                                "retry the run to run the job again")
+            assert job.agent is not None
+            self._lose_workspace(job, job.agent, f"interrupted: agent {job.agent!r} stopped answering")
         elif step is not None:
             if job.affinity and job.agent != agent:
                 job.agent, job.affinity = None, False  # nothing ran there: any agent of the group may take it
